@@ -1,0 +1,124 @@
+"""Command-line interface: a thin typer layer over the library functions of the same names.
+
+Heavy imports (numpy, torch, scipy) happen inside the commands so that ``twinsr --help`` is
+instant. Library errors (:class:`twinsr.TwinsrError`) become one clear line on stderr and exit
+code 1; progress bars are drawn here (rich), never in the library.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Optional, TypeVar
+
+import typer
+
+app = typer.Typer(
+    name="twinsr",
+    help="Super-resolve 3D tomograms of porous materials with networks trained on digital twins.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handle_errors(fn: F) -> F:
+    """Turn twinsr's own errors (and unreadable files) into one line on stderr and exit 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from twinsr.exceptions import TwinsrError
+
+        try:
+            return fn(*args, **kwargs)
+        except TwinsrError as exc:
+            typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+            raise typer.Exit(code=1) from None
+        except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+            typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+            raise typer.Exit(code=1) from None
+        except KeyboardInterrupt:
+            typer.secho("interrupted (outputs written so far are complete; rerun to resume)",
+                        err=True, fg=typer.colors.YELLOW)
+            raise typer.Exit(code=130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def progress_bar(description: str, total: float | None = None) -> Any:
+    """A rich progress bar (context manager) with a ``.update(advance=...)`` helper.
+
+    Usage::
+
+        with progress_bar("generating", total=n) as bar:
+            ...; bar.advance()
+    """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    class _Bar:
+        def __init__(self) -> None:
+            self.progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                transient=False, disable=not sys.stderr.isatty(), console=None,
+            )
+            self.task = self.progress.add_task(description, total=total, status="")
+
+        def __enter__(self) -> _Bar:
+            self.progress.__enter__()
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.progress.__exit__(*exc)  # type: ignore[arg-type]
+
+        def advance(self, n: float = 1, status: str = "") -> None:
+            self.progress.update(self.task, advance=n, status=status)
+
+        def set(self, completed: float, total: float | None = None, status: str = "") -> None:
+            self.progress.update(self.task, completed=completed, total=total, status=status)
+
+    return _Bar()
+
+
+def echo_json(obj: Any) -> None:
+    """Print ``obj`` as indented JSON on stdout."""
+    typer.echo(json.dumps(obj, indent=2, default=str))
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
+                                         help="More log output (-v info, -vv debug).")] = 0,
+) -> None:
+    """twinsr command-line interface."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def version() -> None:
+    """Print the twinsr version."""
+    from twinsr import __version__
+
+    typer.echo(__version__)
+
+
+# ---- commands are added below this line (one block per concern) ----
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
