@@ -12,8 +12,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
-from pathlib import Path
-from typing import Annotated, Any, Optional, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -117,6 +116,51 @@ def version() -> None:
 
 
 # ---- commands are added below this line (one block per concern) ----
+
+
+@app.command()
+@handle_errors
+def info(
+    path: Annotated[str, typer.Argument(help="Volume file (.tif .npy .npz .raw .zarr .h5) or builtin:NAME.")],
+    key: Annotated[str | None, typer.Option(help="Array name inside .npz/.h5/.zarr.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Print shape, dtype, value counts / phase fractions and voxel size of a volume."""
+    from twinsr.io import volume_info
+
+    vi = volume_info(path, key=key)
+    if as_json:
+        echo_json(vi.to_dict())
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=str(path), show_header=False)
+    table.add_row("shape (Z, Y, X)", " x ".join(map(str, vi.shape)))
+    table.add_row("dtype", vi.dtype)
+    if vi.value_counts:
+        total = sum(vi.value_counts.values()) if vi.dtype != "float32" else 1
+        table.add_row("values", ", ".join(f"{k}: {v} ({v / total:.1%})" if vi.binary else f"{k}: {v}"
+                                          for k, v in vi.value_counts.items()))
+    if vi.binary and vi.solid_fraction is not None:
+        table.add_row("solid / pore fraction",
+                      f"{vi.solid_fraction:.4f} / {1 - vi.solid_fraction:.4f}  (1 = solid)")
+    table.add_row("voxel size", "unknown" if vi.voxel_size is None else
+                  f"{' x '.join(f'{v:g}' for v in vi.voxel_size)} {vi.unit}")
+    for k, v in vi.metadata.items():
+        table.add_row(k, str(v))
+    Console().print(table)
+
+
+@app.command()
+@handle_errors
+def datasets() -> None:
+    """List the measured volumes shipped with twinsr (use them as builtin:NAME)."""
+    from twinsr import datasets as ds
+
+    for name in ds.names():
+        prov = ds.provenance(name)
+        typer.echo(f"{name:18s} {tuple(prov.get('shape', ()))!s:18s} {prov.get('material', '')[:70]}")
 
 
 def main() -> None:

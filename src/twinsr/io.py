@@ -1,0 +1,494 @@
+"""Reading and writing volumes: TIFF stacks, NumPy, raw + JSON sidecar, Zarr and HDF5.
+
+The format is chosen by the file suffix:
+
+========================  ==================================================================
+suffix                    notes
+========================  ==================================================================
+``.tif`` / ``.tiff``      multi-page stacks and single multi-dimensional pages (tifffile).
+                          3-D uint8/uint16/float32 volumes are written as ImageJ hyperstacks
+                          (voxel size as ImageJ ``spacing`` + resolution, readable by Fiji);
+                          other shapes/dtypes as tifffile "shaped" pages with JSON metadata.
+``.npy``                  plain array; voxel size and metadata in a ``<name>.npy.json`` sidecar.
+``.npz``                  compressed; array under ``key`` (default ``"image"``), metadata as
+                          a JSON string under ``"twinsr_metadata"``.
+``.raw``                  raw bytes + ``<stem>.json`` sidecar: ``shape``, ``dtype``,
+                          ``byte_order`` (``"little"``/``"big"``), ``voxel_size``.
+``.zarr``                 Zarr store (directory); array at the root or under ``key`` in a
+                          group; metadata in the array attributes.
+``.h5`` / ``.hdf5``       HDF5; dataset ``key`` (default ``"image"``); metadata as attributes.
+``builtin:NAME``          (read only) a volume shipped with twinsr, see :mod:`twinsr.datasets`.
+========================  ==================================================================
+
+Voxel size is a length per voxel along (z, y, x) with a unit (default micrometre); it travels
+as metadata and never changes computations, which run in voxel units. All writes are atomic.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from twinsr._atomic import atomic_path
+from twinsr.exceptions import TwinsrError, VolumeError, VolumeFileError
+
+__all__ = [
+    "SUPPORTED_SUFFIXES",
+    "VolumeInfo",
+    "read_metadata",
+    "read_volume",
+    "volume_info",
+    "write_volume",
+]
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_SUFFIXES = (".tif", ".tiff", ".npy", ".npz", ".raw", ".zarr", ".h5", ".hdf5")
+_META_KEY = "twinsr_metadata"
+PathLike = str | os.PathLike[str]
+
+
+def _suffix(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise VolumeFileError(
+            f"unsupported volume format {suffix or '(no suffix)'!r} for {path}; "
+            f"use one of {', '.join(SUPPORTED_SUFFIXES)}"
+        )
+    return suffix
+
+
+def _normalize_voxel_size(voxel_size: object) -> tuple[float, float, float] | None:
+    if voxel_size is None:
+        return None
+    if isinstance(voxel_size, (int, float, np.integer, np.floating)):
+        vals = (float(voxel_size),) * 3
+    else:
+        try:
+            vals = tuple(float(v) for v in voxel_size)  # type: ignore[union-attr]
+        except (TypeError, ValueError) as exc:
+            raise VolumeError(f"`voxel_size` must be a number or 3 numbers, got {voxel_size!r}") from exc
+        if len(vals) != 3:
+            raise VolumeError(f"`voxel_size` must be a number or 3 numbers (z, y, x), got {vals}")
+    if not all(np.isfinite(v) and v > 0 for v in vals):
+        raise VolumeError(f"`voxel_size` must be positive and finite, got {vals}")
+    return vals  # type: ignore[return-value]
+
+
+def _sidecar(path: Path) -> Path:
+    """Sidecar JSON: ``name.json`` for ``.raw`` (the usual convention), ``name.npy.json`` for
+    ``.npy`` (so that ``a.raw`` and ``a.npy`` in one folder do not share a sidecar)."""
+    return path.with_suffix(".json") if path.suffix.lower() == ".raw" else \
+        path.with_name(path.name + ".json")
+
+
+def _builtin_name(path: PathLike) -> str | None:
+    s = os.fspath(path)
+    return s.split(":", 1)[1] if s.startswith("builtin:") else None
+
+
+# --------------------------------------------------------------------------------------------
+# reading
+# --------------------------------------------------------------------------------------------
+def read_volume(path: PathLike, *, key: str | None = None) -> np.ndarray:
+    """Read a volume (any supported format) into a numpy array.
+
+    Parameters
+    ----------
+    path : str or path-like
+        File (or ``.zarr`` directory), or ``builtin:NAME`` for a shipped volume.
+    key : str, optional
+        Array name inside ``.npz`` / ``.h5`` / ``.zarr`` groups (default ``"image"``, or the
+        only array present).
+
+    Returns
+    -------
+    numpy.ndarray
+        The stored array, dtype and shape as stored (a TIFF stack is (Z, Y, X)).
+
+    Raises
+    ------
+    VolumeFileError
+        Missing, unreadable or truncated file, unknown format, missing key, a ``.raw`` whose
+        size disagrees with its sidecar.
+
+    Examples
+    --------
+    >>> im = read_volume("builtin:nmc_superres_xct")
+    >>> im.shape
+    (128, 128, 128)
+    """
+    name = _builtin_name(path)
+    if name is not None:
+        from twinsr import datasets
+
+        return datasets.load(name, key=key or "image")
+    p = Path(path)
+    suffix = _suffix(p)
+    if not p.exists():
+        raise VolumeFileError(f"no such file: {p}")
+    try:
+        return _READERS[suffix](p, key)[0]
+    except TwinsrError:
+        raise
+    except Exception as exc:
+        raise VolumeFileError(
+            f"cannot read {p} as {suffix} ({type(exc).__name__}: {exc}); "
+            "the file may be truncated or not a valid volume"
+        ) from exc
+
+
+def read_metadata(path: PathLike, *, key: str | None = None) -> dict[str, Any]:
+    """Read a volume's metadata without keeping the data.
+
+    Returns
+    -------
+    dict
+        ``voxel_size`` ((z, y, x) floats or None), ``unit`` and whatever ``metadata`` was
+        written with :func:`write_volume` (e.g. model parameters, seed, twinsr version).
+    """
+    name = _builtin_name(path)
+    if name is not None:
+        from twinsr import datasets
+
+        return datasets.metadata(name)
+    p = Path(path)
+    suffix = _suffix(p)
+    if not p.exists():
+        raise VolumeFileError(f"no such file: {p}")
+    try:
+        return _READERS[suffix](p, key)[1]
+    except TwinsrError:
+        raise
+    except Exception as exc:
+        raise VolumeFileError(f"cannot read metadata of {p} ({type(exc).__name__}: {exc})") from exc
+
+
+def _meta_from(obj: Any) -> dict[str, Any]:
+    if obj is None:
+        return {"voxel_size": None}
+    if isinstance(obj, (bytes, np.bytes_)):
+        obj = obj.decode()
+    if isinstance(obj, str):
+        try:
+            obj = json.loads(obj)
+        except json.JSONDecodeError:
+            return {"voxel_size": None}
+    if not isinstance(obj, dict):
+        return {"voxel_size": None}
+    meta = dict(obj)
+    vs = meta.get("voxel_size")
+    meta["voxel_size"] = tuple(float(v) for v in vs) if vs is not None else None
+    return meta
+
+
+def _read_tiff(p: Path, key: str | None) -> tuple[np.ndarray, dict[str, Any]]:
+    import tifffile
+
+    with tifffile.TiffFile(p) as tif:
+        arr = tif.asarray()
+        meta: dict[str, Any] = {"voxel_size": None}
+        ij = tif.imagej_metadata
+        if ij:
+            info = ij.get("Info")
+            if info:
+                meta = _meta_from(info)
+            page = tif.pages[0]
+            spacing = ij.get("spacing")
+            xres = page.tags.get("XResolution")
+            yres = page.tags.get("YResolution")
+            if spacing is not None and xres is not None and yres is not None:
+                xv = xres.value[1] / xres.value[0] if xres.value[0] else None
+                yv = yres.value[1] / yres.value[0] if yres.value[0] else None
+                if xv and yv:
+                    meta["voxel_size"] = (float(spacing), float(yv), float(xv))
+                    meta.setdefault("unit", ij.get("unit", "um"))
+        elif tif.shaped_metadata:
+            meta = _meta_from(tif.shaped_metadata[0].get(_META_KEY))
+    return arr, meta
+
+
+def _read_npy(p: Path, key: str | None) -> tuple[np.ndarray, dict[str, Any]]:
+    arr = np.load(p, allow_pickle=False)
+    side = _sidecar(p)
+    meta = _meta_from(side.read_text()) if side.exists() else {"voxel_size": None}
+    return arr, meta
+
+
+def _read_npz(p: Path, key: str | None) -> tuple[np.ndarray, dict[str, Any]]:
+    with np.load(p, allow_pickle=False) as z:
+        names = [n for n in z.files if n != _META_KEY]
+        k = key or ("image" if "image" in names else (names[0] if len(names) == 1 else None))
+        if k is None or k not in z.files:
+            raise VolumeFileError(
+                f"{p} holds arrays {names}; choose one with key=... (CLI: --key)"
+                if k is None else f"{p} has no array {k!r}; it holds {names}"
+            )
+        arr = z[k]
+        meta = _meta_from(str(z[_META_KEY])) if _META_KEY in z.files else {"voxel_size": None}
+    return arr, meta
+
+
+def _read_raw(p: Path, key: str | None) -> tuple[np.ndarray, dict[str, Any]]:
+    side = _sidecar(p)
+    if not side.exists():
+        raise VolumeFileError(
+            f"{p} needs a sidecar {side.name} with shape, dtype and byte_order "
+            '(e.g. {"shape": [64, 64, 64], "dtype": "uint8", "byte_order": "little"})'
+        )
+    try:
+        info = json.loads(side.read_text())
+        shape = tuple(int(s) for s in info["shape"])
+        dtype = np.dtype(info["dtype"])
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
+        raise VolumeFileError(f"sidecar {side} is invalid ({exc}); it needs shape, dtype") from exc
+    order = info.get("byte_order", "little")
+    if order not in ("little", "big"):
+        raise VolumeFileError(f"sidecar {side}: byte_order must be 'little' or 'big', got {order!r}")
+    dtype = dtype.newbyteorder("<" if order == "little" else ">")
+    expected = int(np.prod(shape)) * dtype.itemsize
+    actual = p.stat().st_size
+    if actual != expected:
+        raise VolumeFileError(
+            f"{p} has {actual} bytes but its sidecar says shape {shape} of {dtype.name} = "
+            f"{expected} bytes; the file is truncated or the sidecar is wrong"
+        )
+    arr = np.fromfile(p, dtype=dtype).reshape(shape)
+    return arr.astype(arr.dtype.newbyteorder("="), copy=False), _meta_from(info)
+
+
+def _read_zarr(p: Path, key: str | None) -> tuple[np.ndarray, dict[str, Any]]:
+    import zarr
+
+    node = zarr.open(str(p), mode="r")
+    if isinstance(node, zarr.Group):
+        names = sorted(name for name, _ in node.arrays())
+        k = key or ("image" if "image" in names else (names[0] if len(names) == 1 else None))
+        if k is None or k not in names:
+            raise VolumeFileError(f"zarr group {p} holds arrays {names}; choose one with key=...")
+        node = node[k]
+    arr = np.asarray(node[...])
+    return arr, _meta_from(dict(node.attrs).get(_META_KEY))
+
+
+def _read_h5(p: Path, key: str | None) -> tuple[np.ndarray, dict[str, Any]]:
+    import h5py
+
+    with h5py.File(p, "r") as f:
+        names: list[str] = []
+        f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+        k = key or ("image" if "image" in names else (names[0] if len(names) == 1 else None))
+        if k is None or k not in names:
+            raise VolumeFileError(f"{p} holds datasets {names}; choose one with key=...")
+        ds = f[k]
+        arr = ds[...]
+        meta = _meta_from(ds.attrs.get(_META_KEY))
+    return arr, meta
+
+
+_READERS = {
+    ".tif": _read_tiff, ".tiff": _read_tiff, ".npy": _read_npy, ".npz": _read_npz,
+    ".raw": _read_raw, ".zarr": _read_zarr, ".h5": _read_h5, ".hdf5": _read_h5,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+# --------------------------------------------------------------------------------------------
+def write_volume(
+    path: PathLike,
+    im: np.ndarray,
+    *,
+    voxel_size: float | tuple[float, float, float] | None = None,
+    unit: str = "um",
+    metadata: dict[str, Any] | None = None,
+    key: str = "image",
+    compress: bool = True,
+) -> Path:
+    """Write a volume atomically; the format follows the suffix of ``path``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Target file (``.tif .tiff .npy .npz .raw .zarr .h5 .hdf5``). Parent folders are created.
+    im : numpy.ndarray
+        Array of any shape (volumes are (Z, Y, X); a 2-channel diffusion image is (2, Z, Y, X)).
+    voxel_size : float or (z, y, x), optional
+        Physical voxel size in ``unit``.
+    unit : str
+        Unit of ``voxel_size`` (default micrometre, ``"um"``).
+    metadata : dict, optional
+        JSON-serialisable extra metadata (parameters, seed, versions) stored with the array.
+    key : str
+        Array name for ``.npz`` / ``.h5`` / ``.zarr``.
+    compress : bool
+        Compress where the format allows (npz, zarr, h5; TIFF uses zlib when set).
+
+    Returns
+    -------
+    pathlib.Path
+        The written path. A sidecar is written too for ``.npy`` (``<name>.npy.json``) and
+        ``.raw`` (``<stem>.json``).
+
+    Raises
+    ------
+    VolumeFileError
+        Unknown suffix or metadata that is not JSON-serialisable.
+    """
+    p = Path(path)
+    suffix = _suffix(p)
+    arr = np.asarray(im)
+    vs = _normalize_voxel_size(voxel_size)
+    meta: dict[str, Any] = dict(metadata or {})
+    meta.update({"voxel_size": list(vs) if vs else None, "unit": unit})
+    try:
+        meta_json = json.dumps(meta, default=_json_default)
+    except (TypeError, ValueError) as exc:
+        raise VolumeFileError(f"`metadata` must be JSON-serialisable: {exc}") from exc
+    _WRITERS[suffix](p, arr, vs, unit, meta, meta_json, key, compress)
+    log.debug("wrote %s %s %s", p, arr.shape, arr.dtype)
+    return p
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.integer, np.floating)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"{type(o).__name__} is not JSON-serialisable")
+
+
+def _write_tiff(p: Path, arr: np.ndarray, vs: Any, unit: str, meta: dict, meta_json: str,
+                key: str, compress: bool) -> None:
+    import tifffile
+
+    kw: dict[str, Any] = {"compression": "zlib"} if compress else {}
+    if arr.ndim == 3 and arr.dtype in (np.uint8, np.uint16, np.float32):
+        ij_meta: dict[str, Any] = {"axes": "ZYX", "Info": meta_json}
+        res = None
+        if vs is not None:
+            ij_meta.update(spacing=vs[0], unit=unit)
+            res = (1.0 / vs[2], 1.0 / vs[1])
+        with atomic_path(p) as tmp:
+            tifffile.imwrite(tmp, arr, imagej=True, metadata=ij_meta, resolution=res, **kw)
+    else:
+        with atomic_path(p) as tmp:
+            tifffile.imwrite(tmp, arr, metadata={_META_KEY: meta_json}, **kw)
+
+
+def _write_npy(p: Path, arr: np.ndarray, vs: Any, unit: str, meta: dict, meta_json: str,
+               key: str, compress: bool) -> None:
+    with atomic_path(p) as tmp:
+        np.save(tmp, arr, allow_pickle=False)
+    with atomic_path(_sidecar(p)) as tmp:
+        tmp.write_text(meta_json)
+
+
+def _write_npz(p: Path, arr: np.ndarray, vs: Any, unit: str, meta: dict, meta_json: str,
+               key: str, compress: bool) -> None:
+    save = np.savez_compressed if compress else np.savez
+    with atomic_path(p) as tmp:
+        save(tmp, **{key: arr, _META_KEY: np.array(meta_json)})
+
+
+def _write_raw(p: Path, arr: np.ndarray, vs: Any, unit: str, meta: dict, meta_json: str,
+               key: str, compress: bool) -> None:
+    little = arr.astype(arr.dtype.newbyteorder("<"), copy=False)
+    side = dict(meta, shape=list(arr.shape), dtype=arr.dtype.name, byte_order="little")
+    with atomic_path(p) as tmp:
+        np.ascontiguousarray(little).tofile(tmp)
+    with atomic_path(_sidecar(p)) as tmp:
+        tmp.write_text(json.dumps(side, default=_json_default, indent=1))
+
+
+def _write_zarr(p: Path, arr: np.ndarray, vs: Any, unit: str, meta: dict, meta_json: str,
+                key: str, compress: bool) -> None:
+    import zarr
+
+    chunks = tuple(min(s, 128 if arr.ndim <= 3 else 64) for s in arr.shape)
+    with atomic_path(p, is_dir=True) as tmp:
+        z = zarr.create_array(store=str(tmp), shape=arr.shape, dtype=arr.dtype, chunks=chunks,
+                              **({} if compress else {"compressors": None}))
+        z[...] = arr
+        z.attrs[_META_KEY] = meta_json
+
+
+def _write_h5(p: Path, arr: np.ndarray, vs: Any, unit: str, meta: dict, meta_json: str,
+              key: str, compress: bool) -> None:
+    import h5py
+
+    with atomic_path(p) as tmp, h5py.File(tmp, "w") as f:
+        kw: dict[str, Any] = {"compression": "gzip", "compression_opts": 4, "chunks": True} \
+            if compress and arr.size > 0 else {}
+        ds = f.create_dataset(key, data=arr, **kw)
+        ds.attrs[_META_KEY] = meta_json
+        if vs is not None:
+            ds.attrs["element_size_um"] = np.asarray(vs)  # read by e.g. ilastik / Fiji's HDF5
+
+
+_WRITERS = {
+    ".tif": _write_tiff, ".tiff": _write_tiff, ".npy": _write_npy, ".npz": _write_npz,
+    ".raw": _write_raw, ".zarr": _write_zarr, ".h5": _write_h5, ".hdf5": _write_h5,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# summary
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class VolumeInfo:
+    """Summary of a volume file, as printed by ``twinsr info``."""
+
+    path: str
+    shape: tuple[int, ...]
+    dtype: str
+    value_counts: dict[str, int] = field(default_factory=dict)
+    binary: bool = False
+    solid_fraction: float | None = None
+    voxel_size: tuple[float, float, float] | None = None
+    unit: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict."""
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def volume_info(path: PathLike, *, key: str | None = None, max_values: int = 16) -> VolumeInfo:
+    """Shape, dtype, value counts, phase fractions and voxel size of a volume file.
+
+    Value counts are listed when at most ``max_values`` distinct values occur; for a
+    two-phase volume (see :func:`twinsr._validation.as_binary_volume` for the accepted
+    encodings) the solid fraction is reported (1 = solid).
+    """
+    arr = read_volume(path, key=key)
+    meta = read_metadata(path, key=key)
+    counts: dict[str, int] = {}
+    binary = False
+    solid = None
+    if arr.dtype.kind in "biu" or arr.dtype == bool:
+        vals, cnt = np.unique(arr, return_counts=True) if arr.size <= 50_000_000 else (
+            np.unique(arr[::2, ::2, ::2] if arr.ndim == 3 else arr), None)
+        if cnt is not None and vals.size <= max_values:
+            counts = {str(v.item()): int(c) for v, c in zip(vals, cnt, strict=True)}
+        if vals.size <= 2 and vals.min() >= 0 and (vals.size == 1 or vals[0] == 0):
+            binary = vals.size == 2 or int(vals[0]) in (0, 1)
+            if binary:
+                solid = float(np.count_nonzero(arr)) / arr.size
+    elif arr.dtype.kind == "f":
+        finite = np.isfinite(arr)
+        counts = {"nan_or_inf": int(arr.size - np.count_nonzero(finite))}
+    extra = {k: v for k, v in meta.items() if k not in ("voxel_size", "unit")}
+    return VolumeInfo(
+        path=os.fspath(path), shape=tuple(arr.shape), dtype=arr.dtype.name, value_counts=counts,
+        binary=binary, solid_fraction=solid, voxel_size=meta.get("voxel_size"),
+        unit=meta.get("unit") if meta.get("voxel_size") else None, metadata=extra,
+    )
