@@ -191,8 +191,33 @@ def _meta_from(obj: Any) -> dict[str, Any]:
 def _read_tiff(p: Path, key: str | None) -> tuple[np.ndarray, dict[str, Any]]:
     import tifffile
 
+    errors: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno >= logging.ERROR:
+                errors.append(record.getMessage())
+
+    handler = _Collect()
+    tiff_log = logging.getLogger("tifffile")
+    tiff_log.addHandler(handler)
+    try:
+        arr, meta = _read_tiff_file(p, tifffile)
+    finally:
+        tiff_log.removeHandler(handler)
+    if errors:  # tifffile recovers from damaged files by returning partial data: refuse it
+        raise VolumeFileError(f"cannot read {p}: damaged or truncated TIFF ({errors[0]})")
+    return arr, meta
+
+
+def _read_tiff_file(p: Path, tifffile: Any) -> tuple[np.ndarray, dict[str, Any]]:
     with tifffile.TiffFile(p) as tif:
-        arr = tif.asarray()
+        series = tif.series
+        if len(series) > 1 and len(series[0].shape) == 2 and all(
+                s.shape == series[0].shape and s.dtype == series[0].dtype for s in series):
+            arr = np.stack([s.asarray() for s in series])  # a stack written page by page
+        else:
+            arr = tif.asarray()
         meta: dict[str, Any] = {"voxel_size": None}
         ij = tif.imagej_metadata
         if ij:
