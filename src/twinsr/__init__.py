@@ -1,10 +1,21 @@
 """twinsr: super-resolution of 3D tomograms of porous materials with networks trained on digital twins.
 
-The public API is re-exported here by name; importing twinsr has no side effects and does not
-import torch (network code is imported lazily).
+The public API is re-exported here by name. Importing twinsr has no side effects and is cheap:
+each name is imported from its module on first use (so ``import twinsr`` does not import torch).
+
+Examples
+--------
+>>> import twinsr
+>>> im = twinsr.datasets.load("nmc_superres_xct")          # a measured NMC cathode, 128^3
+>>> fit = twinsr.calibrate(im)                              # chi-square excursion-set model
+>>> twin = fit.model.sample((64, 64, 64), rng=0)            # a digital twin, reproducible
+>>> twinsr.effective_tortuosity(twin, phase="pore").tau     # doctest: +SKIP
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from twinsr.exceptions import (
     BundleError,
@@ -20,6 +31,54 @@ from twinsr.exceptions import (
 
 __version__ = "0.1.0"
 
+# public name -> module that defines it (imported lazily on first attribute access)
+_LAZY: dict[str, str] = {
+    # volumes on disk and shipped data
+    "read_volume": "twinsr.io",
+    "write_volume": "twinsr.io",
+    "read_metadata": "twinsr.io",
+    "volume_info": "twinsr.io",
+    "datasets": "twinsr.datasets",
+    # stochastic model
+    "ChiSquareModel": "twinsr.stochastic",
+    "CalibrationResult": "twinsr.stochastic",
+    "calibrate": "twinsr.stochastic",
+    "empirical_two_point_coverage": "twinsr.stochastic",
+    "gaussian_field": "twinsr.stochastic",
+    "make_covariance": "twinsr.stochastic",
+    "generate": "twinsr.stochastic",
+    "plot_calibration": "twinsr.stochastic",
+    # transport
+    "solve_laplace": "twinsr.transport",
+    "diffusion_channels": "twinsr.transport",
+    "effective_tortuosity": "twinsr.transport",
+    "geodesic_tortuosity": "twinsr.transport",
+    "LaplaceSolution": "twinsr.transport",
+    "TortuosityResult": "twinsr.transport",
+    "GeodesicResult": "twinsr.transport",
+    # resampling and metrics
+    "downsample": "twinsr.resample",
+    "upsample": "twinsr.resample",
+    "accuracy": "twinsr.metrics",
+    "surface_accuracy": "twinsr.metrics",
+    "boundary_band": "twinsr.metrics",
+    "tortuosity_errors": "twinsr.metrics",
+    # super-resolution networks
+    "SRResNet3d": "twinsr.sr",
+    "PixelShuffle3d": "twinsr.sr",
+    "build_database": "twinsr.sr",
+    "open_database": "twinsr.sr",
+    "TrainConfig": "twinsr.sr",
+    "TrainResult": "twinsr.sr",
+    "train": "twinsr.sr",
+    "fit_threshold": "twinsr.sr",
+    "load_model": "twinsr.sr",
+    "superresolve": "twinsr.sr",
+    # the study
+    "StudyConfig": "twinsr.study",
+    "run_study": "twinsr.study",
+}
+
 __all__ = [
     "BundleError",
     "ConfigError",
@@ -31,4 +90,19 @@ __all__ = [
     "VolumeError",
     "VolumeFileError",
     "__version__",
+    *_LAZY,
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'twinsr' has no attribute {name!r}")
+    mod = importlib.import_module(module)
+    value = mod if module.endswith("." + name) else getattr(mod, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
