@@ -1,0 +1,426 @@
+"""Training database of digital twins: HR realizations, strided LR images, diffusion channels.
+
+Layout of a database folder (one ``.npy`` file per array, memory-mappable)::
+
+    DIR/manifest.json                 parameters, seeds, split, shape, α's, versions, status
+    DIR/m00_r00/hr.npy                uint8 (S, S, S), 1 = solid            (model 0, realization 0)
+    DIR/m00_r00/lr_a2.npy             uint8 (S/2,)*3 = hr[::2, ::2, ::2]    (spec Eq. 3)
+    DIR/m00_r00/diffu_a2.npy          float32 (2, S/2, S/2, S/2): pore / solid solution on lr_a2
+    DIR/m00_r00/entry.json            written last: marks the entry complete (shapes, seed)
+
+Realization ``r`` of model ``m`` is sampled with ``numpy.random.default_rng(SeedSequence([seed,
+m, r]))``, so every entry is reproducible on its own and a database can be rebuilt in any order,
+in parallel, or resumed. Each realization index goes to one split (paper: 7 train / 2 validation /
+1 test, spec §2.2.2), per parameter set.
+
+Peak memory of building one entry: the HR realization plus the model's sampler (see
+:meth:`twinsr.stochastic.ChiSquareModel.sample`) and the diffusion solve on the α = 2 image.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from twinsr._atomic import atomic_path, atomic_write_text
+from twinsr._validation import check_alpha, check_axis, check_shape
+from twinsr.exceptions import ConfigError, DatasetError
+
+__all__ = ["Database", "Pair", "build_database", "open_database"]
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+DB_FORMAT = "twinsr-sr-database"
+DB_VERSION = 1
+SPLITS = ("train", "val", "test")
+_SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val",
+                  "validation": "val", "test": "test"}
+
+
+def _entry_name(m: int, r: int) -> str:
+    return f"m{m:02d}_r{r:02d}"
+
+
+def split_counts(n: int, split: Sequence[int]) -> tuple[int, int, int]:
+    """Numbers of train/val/test realizations: ``split`` itself if it sums to ``n``, else the
+    same proportions (at least one realization in every non-zero part).
+
+    Raises
+    ------
+    DatasetError
+        Fewer realizations than non-zero parts, or a malformed ``split``.
+    """
+    if len(split) != 3 or any(int(s) < 0 for s in split) or sum(split) <= 0 or split[0] <= 0:
+        raise DatasetError(f"`split` must be 3 non-negative counts (train > 0), got {split}")
+    s = [int(v) for v in split]
+    if sum(s) == n:
+        return s[0], s[1], s[2]
+    tot = sum(s)
+    val = max(1, round(n * s[1] / tot)) if s[1] else 0
+    test = max(1, round(n * s[2] / tot)) if s[2] else 0
+    train = n - val - test
+    if train < 1:
+        raise DatasetError(
+            f"{n} realization(s) cannot be split {tuple(s)} with at least one per part; "
+            f"use n_realizations >= {sum(1 for v in s if v)}"
+        )
+    return train, val, test
+
+
+def _load_model(m: Any) -> Any:
+    if isinstance(m, (str, os.PathLike)):
+        from twinsr.stochastic import ChiSquareModel
+
+        p = Path(m)
+        if not p.exists():
+            raise ConfigError(f"model parameter file {p} does not exist "
+                              "(create one with `twinsr calibrate`)")
+        return ChiSquareModel.from_json(p)
+    if not (hasattr(m, "sample") and hasattr(m, "to_dict")):
+        raise ConfigError(f"models must be ChiSquareModel objects or JSON paths, got {type(m)}")
+    return m
+
+
+def _versions() -> dict[str, str]:
+    import numpy
+    import scipy
+
+    from twinsr import __version__
+
+    return {"twinsr": __version__, "numpy": numpy.__version__, "scipy": scipy.__version__}
+
+
+def _entry_valid(folder: Path, expected: dict[str, Any]) -> bool:
+    """True if ``entry.json`` exists, matches ``expected`` and every array has its shape/dtype."""
+    try:
+        info = json.loads((folder / "entry.json").read_text(encoding="utf-8"))
+        if info.get("seed") != expected["seed"] or info.get("files") != expected["files"]:
+            return False
+        for name, (shape, dtype) in info["files"].items():
+            arr = np.load(folder / name, mmap_mode="r")
+            if list(arr.shape) != list(shape) or str(arr.dtype) != dtype:
+                return False
+    except (OSError, ValueError, KeyError, TypeError, EOFError):
+        return False
+    return True
+
+
+def _expected_files(shape: tuple[int, ...], alphas: Sequence[int], diffusion: bool
+                    ) -> dict[str, list[Any]]:
+    files: dict[str, list[Any]] = {"hr.npy": [list(shape), "uint8"]}
+    for a in alphas:
+        lr_shape = [s // a for s in shape]
+        files[f"lr_a{a}.npy"] = [lr_shape, "uint8"]
+        if diffusion:
+            files[f"diffu_a{a}.npy"] = [[2, *lr_shape], "float32"]
+    return files
+
+
+def _save_npy(path: Path, arr: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, arr)
+
+
+def _build_entry(job: dict[str, Any]) -> str:
+    """Build one (model, realization) entry; runs in a worker process when parallel."""
+    from twinsr.resample import downsample
+
+    folder = Path(job["folder"])
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "entry.json").unlink(missing_ok=True)
+    model = job["model"]
+    rng = np.random.default_rng(np.random.SeedSequence(job["seed"]))
+    hr = np.ascontiguousarray(model.sample(tuple(job["shape"]), rng=rng), dtype=np.uint8)
+    _save_npy(folder / "hr.npy", hr)
+    for a in job["alphas"]:
+        lr = downsample(hr, a)
+        _save_npy(folder / f"lr_a{a}.npy", lr)
+        if job["diffusion"]:
+            from twinsr.transport import diffusion_channels
+
+            d = diffusion_channels(lr, axis=job["axis"], device=job["device"])
+            _save_npy(folder / f"diffu_a{a}.npy", np.asarray(d, dtype=np.float32))
+    info = {"seed": job["seed"], "files": job["files"],
+            "solid_fraction": float(hr.mean())}
+    atomic_write_text(folder / "entry.json", json.dumps(info, indent=1))
+    return folder.name
+
+
+def build_database(
+    models: Sequence[Any],
+    out_dir: str | os.PathLike[str],
+    *,
+    n_realizations: int = 10,
+    shape: int | Sequence[int] = 256,
+    alphas: Sequence[int] = (2, 4, 8),
+    split: Sequence[int] = (7, 2, 1),
+    seed: int = 0,
+    axis: int = 0,
+    diffusion: bool = True,
+    workers: int = 1,
+    device: str = "cpu",
+    progress: Callable[[int, int], None] | None = None,
+) -> Database:
+    """Build (or resume building) a database of digital twins for training (spec §2.1.3).
+
+    Parameters
+    ----------
+    models : sequence of ChiSquareModel or JSON paths
+        One parameter set per measured sample (``twinsr calibrate`` output).
+    out_dir : path
+        Database folder (created; an existing complete entry is kept, a broken one rebuilt).
+    n_realizations : int
+        Realizations per parameter set (paper: 10).
+    shape : int or (Z, Y, X)
+        HR realization shape in voxels (paper: 800³); must be divisible by every α.
+    alphas : sequence of int
+        Downsampling factors (strided: ``lr = hr[::α, ::α, ::α]``, spec Eq. 3).
+    split : (train, val, test)
+        Realization counts (or proportions) per parameter set (paper: 7, 2, 1).
+    seed : int
+        Master seed; entry (m, r) uses ``SeedSequence([seed, m, r])``.
+    axis : int
+        Transport axis of the diffusion channels.
+    diffusion : bool
+        Also store the diffusion channels of every LR image (needed for ``inputs="diffu"``).
+    workers : int
+        Worker processes building entries in parallel (1 = in this process).
+    device : str
+        Device for the diffusion solver.
+    progress : callable(done, total), optional
+        Called after every entry.
+
+    Returns
+    -------
+    Database
+
+    Raises
+    ------
+    ConfigError
+        Bad models; ``out_dir`` holds a database built with other settings.
+    DatasetError
+        Bad split, or a shape not divisible by an α.
+
+    Examples
+    --------
+    >>> from twinsr.stochastic import ChiSquareModel            # doctest: +SKIP
+    >>> db = build_database([ChiSquareModel(nu=1.4, gamma=0.1)], "db", n_realizations=3,
+    ...                     shape=64, alphas=(2,), split=(1, 1, 1))  # doctest: +SKIP
+    """
+    model_objs = [_load_model(m) for m in models]
+    if not model_objs:
+        raise ConfigError("no models given; pass at least one parameter file")
+    shp = check_shape(shape)
+    alphas = sorted({check_alpha(a) for a in alphas})
+    for a in alphas:
+        if any(s % a for s in shp):
+            raise DatasetError(f"shape {shp} is not divisible by alpha={a}; choose a shape "
+                               f"divisible by {max(alphas)}")
+    n = int(n_realizations)
+    counts = split_counts(n, split)
+    axis = check_axis(axis)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = {
+        "models": [m.to_dict() for m in model_objs],
+        "n_realizations": n, "shape": list(shp), "alphas": alphas, "split": list(counts),
+        "seed": int(seed), "axis": axis, "diffusion": bool(diffusion),
+    }
+    man_path = out / MANIFEST
+    if man_path.exists():
+        try:
+            old = json.loads(man_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise DatasetError(f"{man_path} is unreadable ({exc}); delete it to rebuild") from exc
+        diff = {k: (old.get("settings", {}).get(k), v) for k, v in settings.items()
+                if old.get("settings", {}).get(k) != v}
+        if diff:
+            shown = "; ".join(f"{k}: existing={a!r}, requested={b!r}" for k, (a, b) in diff.items())
+            raise ConfigError(f"{out} holds a database built with other settings ({shown}); "
+                              "use another folder or the same settings to resume")
+    files = _expected_files(shp, alphas, diffusion)
+    names = {"train": [], "val": [], "test": []}
+    jobs = []
+    for m, model in enumerate(model_objs):
+        for r in range(n):
+            part = "train" if r < counts[0] else ("val" if r < counts[0] + counts[1] else "test")
+            name = _entry_name(m, r)
+            names[part].append(name)
+            jobs.append({"folder": str(out / name), "model": model, "seed": [int(seed), m, r],
+                         "shape": list(shp), "alphas": alphas, "diffusion": bool(diffusion),
+                         "axis": axis, "device": device, "files": files})
+    manifest = {"format": DB_FORMAT, "format_version": DB_VERSION, "settings": settings,
+                "splits": names, "entries": {Path(j["folder"]).name: {
+                    "model": j["seed"][1], "realization": j["seed"][2], "seed": j["seed"]}
+                    for j in jobs},
+                "versions": _versions(), "complete": False}
+    atomic_write_text(man_path, json.dumps(manifest, indent=1))
+    todo = [j for j in jobs if not _entry_valid(Path(j["folder"]), j)]
+    log.info("database %s: %d of %d entries to build", out, len(todo), len(jobs))
+    done = len(jobs) - len(todo)
+    if progress is not None:
+        progress(done, len(jobs))
+    if workers > 1 and len(todo) > 1:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(max_workers=int(workers)) as ex:
+            futs = [ex.submit(_build_entry, j) for j in todo]
+            for f in as_completed(futs):
+                f.result()
+                done += 1
+                if progress is not None:
+                    progress(done, len(jobs))
+    else:
+        for j in todo:
+            _build_entry(j)
+            done += 1
+            if progress is not None:
+                progress(done, len(jobs))
+    manifest["complete"] = True
+    atomic_write_text(man_path, json.dumps(manifest, indent=1))
+    return Database(out)
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One aligned LR/HR pair of a database, backed by memory-mapped arrays.
+
+    ``channels`` holds the C network inputs (binary LR, then pore / solid solution for
+    ``inputs="diffu"``), ``hr`` the uint8 HR realization. Iterating yields ``(lr, hr)`` with
+    ``lr`` the float32 stack (C, z, y, x) (loaded into memory on access).
+    """
+
+    name: str
+    model: int
+    realization: int
+    alpha: int
+    channels: tuple[np.ndarray, ...]
+    hr: np.ndarray
+
+    @property
+    def lr(self) -> np.ndarray:
+        return np.stack([np.asarray(c, dtype=np.float32) for c in self.channels])
+
+    @property
+    def lr_binary(self) -> np.ndarray:
+        return np.asarray(self.channels[0])
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        yield self.lr
+        yield np.asarray(self.hr)
+
+
+class Database:
+    """A database folder written by :func:`build_database`.
+
+    Raises
+    ------
+    DatasetError
+        Missing or foreign manifest, an incomplete build, or a requested split / α / input kind
+        the database does not hold.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        man = self.path / MANIFEST
+        if not man.exists():
+            raise DatasetError(f"{self.path} is not a twinsr database (no {MANIFEST}); build one "
+                               "with `twinsr database PARAMS... -o DIR`")
+        try:
+            self.manifest = json.loads(man.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise DatasetError(f"{man} is unreadable: {exc}") from exc
+        if self.manifest.get("format") != DB_FORMAT:
+            raise DatasetError(f"{man} is not a twinsr database manifest")
+        if not self.manifest.get("complete"):
+            raise DatasetError(f"database {self.path} is incomplete (the build was interrupted); "
+                               "rerun `twinsr database` with the same arguments to finish it")
+        s = self.manifest["settings"]
+        self.alphas: tuple[int, ...] = tuple(s["alphas"])
+        self.shape: tuple[int, ...] = tuple(s["shape"])
+        self.diffusion: bool = bool(s["diffusion"])
+        self.axis: int = int(s["axis"])
+        self.settings: dict[str, Any] = s
+
+    def __repr__(self) -> str:
+        sp = {k: len(v) for k, v in self.manifest["splits"].items()}
+        return f"Database({str(self.path)!r}, shape={self.shape}, alphas={self.alphas}, splits={sp})"
+
+    def entries(self, split: str) -> list[str]:
+        """Entry names of a split ("train", "val"/"validation", "test")."""
+        key = _SPLIT_ALIASES.get(str(split).lower())
+        if key is None:
+            raise DatasetError(f"unknown split {split!r}; use one of {SPLITS}")
+        names = self.manifest["splits"].get(key, [])
+        if not names:
+            raise DatasetError(f"database {self.path} has no {key!r} realizations "
+                               f"(split {self.settings['split']}); rebuild with a split giving "
+                               f"{key} at least one realization")
+        return list(names)
+
+    def _check_alpha(self, alpha: int) -> int:
+        if alpha not in self.alphas:
+            raise DatasetError(f"database {self.path} holds alphas {self.alphas}, not "
+                               f"alpha={alpha}; rebuild it with --alphas including {alpha}")
+        return int(alpha)
+
+    def _load(self, name: str, file: str) -> np.ndarray:
+        p = self.path / name / file
+        try:
+            return np.load(p, mmap_mode="r")
+        except (OSError, ValueError) as exc:
+            raise DatasetError(f"database file {p} is missing or damaged ({exc}); rerun "
+                               "`twinsr database` with the same arguments to repair it") from exc
+
+    def hr(self, name: str) -> np.ndarray:
+        """HR realization (uint8, memory-mapped)."""
+        return self._load(name, "hr.npy")
+
+    def lr(self, name: str, alpha: int) -> np.ndarray:
+        """Strided LR image (uint8, memory-mapped)."""
+        return self._load(name, f"lr_a{self._check_alpha(alpha)}.npy")
+
+    def diffusion_channels(self, name: str, alpha: int) -> np.ndarray:
+        """Diffusion channels of the LR image, float32 (2, z, y, x), memory-mapped."""
+        if not self.diffusion:
+            raise DatasetError(f"database {self.path} was built without diffusion channels; "
+                               "rebuild with diffusion=True for inputs='diffu'")
+        return self._load(name, f"diffu_a{self._check_alpha(alpha)}.npy")
+
+    def pairs(self, split: str, alpha: int, *, inputs: str = "bin") -> list[Pair]:
+        """Aligned pairs of a split at factor α, with the inputs of a "bin" or "diffu" network.
+
+        Returns
+        -------
+        list of Pair
+            Memory-mapped; ``lr, hr = pair`` loads one pair (lr float32 (C, z, y, x), C = 1 or 3;
+            hr uint8 (Z, Y, X)).
+        """
+        if inputs not in ("bin", "diffu"):
+            raise ConfigError(f"`inputs` must be 'bin' or 'diffu', got {inputs!r}")
+        alpha = self._check_alpha(alpha)
+        out = []
+        for name in self.entries(split):
+            lr = self.lr(name, alpha)
+            chans: tuple[np.ndarray, ...] = (lr,)
+            if inputs == "diffu":
+                d = self.diffusion_channels(name, alpha)
+                chans = (lr, d[0], d[1])
+            info = self.manifest["entries"][name]
+            out.append(Pair(name, int(info["model"]), int(info["realization"]), alpha, chans,
+                            self.hr(name)))
+        return out
+
+
+def open_database(path: str | os.PathLike[str]) -> Database:
+    """Open a database folder written by :func:`build_database`."""
+    return Database(path)
