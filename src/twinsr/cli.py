@@ -118,6 +118,45 @@ def version() -> None:
 # ---- commands are added below this line (one block per concern) ----
 
 
+# -- study (twinsr.study) --------------------------------------------------------------------
+@app.command()
+@handle_errors
+def study(
+    out: Annotated[str, typer.Option("--out", "-o", help="Study folder (created; rerun resumes).")],
+    preset: Annotated[str | None, typer.Option(
+        "--preset", help="demo (α=2, ~10 min), quick (α=2,4,8, ~45 min on 2 CPU cores), "
+                         "paper (full protocol, GPU) or micro (CI).")] = None,
+    config: Annotated[str | None, typer.Option(
+        "--config", "-c", help="YAML study config (see twinsr.study.StudyConfig).")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Use a folder holding a different study (its outputs are deleted).")] = False,
+    device: Annotated[str | None, typer.Option(
+        "--device", help="auto, cpu or cuda[:N] (overrides the config).")] = None,
+) -> None:
+    """Run the paper's experiment: calibrate, twins, train, evaluate, figures, report."""
+    import time
+
+    from twinsr.exceptions import ConfigError
+    from twinsr.study import StudyConfig, run_study
+
+    if (preset is None) == (config is None):
+        raise ConfigError("give exactly one of --preset NAME or --config FILE.yaml")
+    cfg = StudyConfig.preset(preset) if preset is not None else StudyConfig.from_yaml(config)
+    if device is not None:
+        cfg = StudyConfig.from_dict({**cfg.model_dump(), "device": device})
+    t0 = time.perf_counter()
+
+    def show(msg: str) -> None:
+        typer.echo(f"[{time.perf_counter() - t0:7.1f}s] {msg}", err=True)
+
+    res = run_study(cfg, out, force=force, progress=show)
+    typer.echo(f"results: {res.results_path}")
+    typer.echo(f"report:  {res.report_path} ({res.report_html.name})")
+    typer.echo(f"figures: {len(res.figures)} files in {res.out_dir / 'figures'}")
+    if res.skipped:
+        typer.echo(f"skipped: {len(res.skipped)} evaluation(s), see {res.out_dir / 'skipped.json'}")
+
+
 @app.command()
 @handle_errors
 def info(

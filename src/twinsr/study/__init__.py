@@ -1,0 +1,29 @@
+"""The paper's experiment end to end: config and presets, evaluation table, figures, report.
+
+>>> from twinsr.study import StudyConfig
+>>> StudyConfig.preset("quick").alphas
+[2, 4, 8]
+
+Run it with :func:`run_study` (or ``twinsr study --preset quick -o DIR``).
+"""
+
+from __future__ import annotations
+
+from twinsr.study.config import PRESETS, StudyConfig, config_difference
+from twinsr.study.evaluate import COLUMNS, cut_subvolumes, evaluate_volume, prepare_volume
+from twinsr.study.pipeline import StudyResult, run_study
+from twinsr.study.report import findings, summary_table
+
+__all__ = [
+    "COLUMNS",
+    "PRESETS",
+    "StudyConfig",
+    "StudyResult",
+    "config_difference",
+    "cut_subvolumes",
+    "evaluate_volume",
+    "findings",
+    "prepare_volume",
+    "run_study",
+    "summary_table",
+]
