@@ -77,12 +77,12 @@ def split_counts(n: int, split: Sequence[int]) -> tuple[int, int, int]:
 
 def _load_model(m: Any) -> Any:
     if isinstance(m, (str, os.PathLike)):
-        from twinsr.stochastic import ChiSquareModel
-
         p = Path(m)
         if not p.exists():
             raise ConfigError(f"model parameter file {p} does not exist "
                               "(create one with `twinsr calibrate`)")
+        from twinsr.stochastic import ChiSquareModel
+
         return ChiSquareModel.from_json(p)
     if not (hasattr(m, "sample") and hasattr(m, "to_dict")):
         raise ConfigError(f"models must be ChiSquareModel objects or JSON paths, got {type(m)}")

@@ -1,0 +1,196 @@
+"""Tests of tiled inference, model bundles and the threshold fit (twinsr.sr.infer/bundle/threshold)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from twinsr.exceptions import BundleError, VolumeError
+from twinsr.sr.bundle import SRModel, load_model, save_bundle
+from twinsr.sr.infer import superresolve
+from twinsr.sr.network import SRResNet3d
+from twinsr.sr.threshold import PorosityErrorAccumulator, fit_threshold, porosity_error
+
+torch.set_num_threads(2)
+
+
+def _model(alpha: int = 2, inputs: str = "bin", blocks: int = 1, seed: int = 0,
+           threshold: float = 0.5) -> SRModel:
+    torch.manual_seed(seed)
+    net = SRResNet3d(1 if inputs == "bin" else 3, alpha, channels=4, blocks=blocks)
+    with torch.no_grad():  # larger weights so the output is far from constant
+        for p in net.parameters():
+            p.mul_(3.0)
+    return SRModel(net.eval(), alpha=alpha, inputs=inputs, threshold=threshold)
+
+
+def _untiled(model: SRModel, chans: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        x = torch.from_numpy(chans.astype(np.float32))[None]
+        return torch.sigmoid(model.network(x))[0, 0].numpy()
+
+
+@pytest.mark.parametrize(("alpha", "blocks"), [(2, 1), (2, 2), (4, 1)])
+def test_tiled_equals_untiled(alpha: int, blocks: int) -> None:
+    rng = np.random.default_rng(alpha + blocks)
+    lr = (rng.random((19, 14, 23)) < 0.5).astype(np.uint8)
+    m = _model(alpha, blocks=blocks)
+    ref = _untiled(m, lr[None])
+    ticks = []
+    out = superresolve(lr, m, tile=6, device="cpu", probabilities=True,
+                       progress=lambda d, t: ticks.append((d, t)))
+    assert out.shape == tuple(alpha * s for s in lr.shape) and out.dtype == np.float32
+    assert np.abs(out - ref).max() < 1e-5
+    assert ticks[-1] == (4 * 3 * 4, 48)
+    assert np.std(ref) > 1e-3
+    # a halo below the receptive field is measurably different (the test can fail)
+    short = superresolve(lr, m, tile=6, overlap=1, device="cpu", probabilities=True)
+    assert np.abs(short - ref).max() > 1e-4
+
+
+def test_tiled_equals_untiled_three_channels() -> None:
+    rng = np.random.default_rng(9)
+    lr = (rng.random((13, 11, 12)) < 0.5).astype(np.uint8)
+    d0 = np.where(lr == 0, rng.random(lr.shape), 0).astype(np.float32)
+    d1 = np.where(lr == 1, rng.random(lr.shape), 0).astype(np.float32)
+    stack = np.stack([lr.astype(np.float32), d0, d1])
+    m = _model(2, inputs="diffu")
+    ref = _untiled(m, stack)
+    out = superresolve(stack, m, tile=5, device="cpu", probabilities=True)
+    assert np.abs(out - ref).max() < 1e-5
+
+
+def test_binary_output_uses_threshold_and_small_volumes() -> None:
+    rng = np.random.default_rng(1)
+    lr = (rng.random((3, 2, 5)) < 0.5).astype(bool)  # smaller than the tile, bool input
+    m = _model(2, threshold=0.37)
+    p = superresolve(lr, m, tile=64, device="cpu", probabilities=True)
+    b = superresolve(lr, m, tile=64, device="cpu")
+    assert b.dtype == np.uint8 and b.shape == (6, 4, 10)
+    assert np.array_equal(b, (p >= 0.37).astype(np.uint8))
+    one = superresolve(np.ones((1, 1, 1), np.uint8), m, device="cpu")
+    assert one.shape == (2, 2, 2)
+
+
+def test_identity_like_network_passes_through() -> None:
+    """A network whose logits equal the nearest-upsampled input recovers it exactly."""
+    net = SRResNet3d(1, 2, channels=1, blocks=0)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.zero_()
+        net.head.weight[0, 0, 1, 1, 1] = 1.0  # h = x
+        net.mid.weight.zero_()  # global skip keeps h
+        net.up[0].conv.weight[:, 0, 1, 1, 1] = 1.0  # 8 sub-voxels copy h
+        net.tail.weight[0, 0, 1, 1, 1] = 20.0
+        net.tail.bias.fill_(-10.0)
+    m = SRModel(net.eval(), alpha=2, inputs="bin", threshold=0.5)
+    lr = (np.random.default_rng(2).random((9, 7, 8)) < 0.5).astype(np.uint8)
+    out = superresolve(lr, m, tile=3, device="cpu")
+    assert np.array_equal(out, lr.repeat(2, 0).repeat(2, 1).repeat(2, 2))
+
+
+def test_bad_inputs() -> None:
+    m = _model(2)
+    with pytest.raises(VolumeError, match="must be binary"):
+        superresolve(np.arange(27).reshape(3, 3, 3), m, device="cpu")
+    with pytest.raises(VolumeError, match=r"has 2 channels .* model takes 1"):
+        superresolve(np.zeros((2, 4, 4, 4)), m, device="cpu")
+    with pytest.raises(VolumeError, match="must be 3-D"):
+        superresolve(np.zeros((4, 4)), m, device="cpu")
+    with pytest.raises(VolumeError, match="`tile` must be a positive integer"):
+        superresolve(np.zeros((4, 4, 4)), m, tile=0, device="cpu")
+    with pytest.raises(VolumeError, match="`overlap` must be a non-negative"):
+        superresolve(np.zeros((4, 4, 4)), m, overlap=-1, device="cpu")
+    with pytest.raises(VolumeError, match="NaN"):
+        superresolve(np.full((3, 4, 4, 4), np.nan), _model(2, inputs="diffu"), device="cpu")
+
+
+def test_bundle_roundtrip_and_run_folder(tmp_path: Path) -> None:
+    m = _model(4, inputs="diffu", threshold=0.42)
+    p = save_bundle(tmp_path / "model.pt", m.network, alpha=4, inputs="diffu", threshold=0.42,
+                    metadata={"note": "x", "history": [1.0, 2.0]})
+    for src in (p, tmp_path):
+        back = load_model(src)
+        assert back.alpha == 4 and back.inputs == "diffu" and back.in_channels == 3
+        assert back.threshold == pytest.approx(0.42) and back.metadata["note"] == "x"
+        assert back.halo == m.network.halo
+        for k, v in m.network.state_dict().items():
+            assert torch.equal(back.network.state_dict()[k], v)
+    lr = (np.random.default_rng(0).random((5, 5, 5)) < 0.5).astype(np.uint8)
+    stack = np.stack([lr, lr * 0.5, lr * 0.25]).astype(np.float32)
+    assert np.array_equal(superresolve(stack, p, device="cpu"), superresolve(stack, m,
+                                                                              device="cpu"))
+
+
+def test_bundle_errors(tmp_path: Path) -> None:
+    net = SRResNet3d(1, 2, channels=4, blocks=1)
+    p = save_bundle(tmp_path / "m.pt", net, alpha=2, inputs="bin", threshold=0.5)
+    with pytest.raises(BundleError, match="alpha=2, not alpha=4"):
+        load_model(p, alpha=4)
+    with pytest.raises(BundleError, match="expects inputs='bin'"):
+        load_model(p, inputs="diffu")
+    bad = tmp_path / "corrupt.pt"
+    bad.write_bytes(p.read_bytes()[:100])
+    with pytest.raises(BundleError, match="corrupt or not a twinsr bundle"):
+        load_model(bad)
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(3)}, other)
+    with pytest.raises(BundleError, match="not a twinsr model bundle"):
+        load_model(other)
+    payload = torch.load(p, weights_only=True)
+    payload["arch"]["channels"] = 8
+    torch.save(payload, tmp_path / "mismatch.pt")
+    with pytest.raises(BundleError, match="inconsistent"):
+        load_model(tmp_path / "mismatch.pt")
+    payload = torch.load(p, weights_only=True)
+    payload["format_version"] = 99
+    torch.save(payload, tmp_path / "future.pt")
+    with pytest.raises(BundleError, match="format version 99"):
+        load_model(tmp_path / "future.pt")
+    with pytest.raises(BundleError, match="no model bundle"):
+        load_model(tmp_path / "missing")
+    with pytest.raises(BundleError, match="disagrees with the network's scale"):
+        save_bundle(tmp_path / "x.pt", net, alpha=4, inputs="bin", threshold=0.5)
+    with pytest.raises(BundleError, match="needs in_channels=3"):
+        save_bundle(tmp_path / "x.pt", net, alpha=2, inputs="diffu", threshold=0.5)
+    with pytest.raises(BundleError, match=r"threshold must be in \(0, 1\)"):
+        save_bundle(tmp_path / "x.pt", net, alpha=2, inputs="bin", threshold=1.0)
+
+
+@pytest.mark.parametrize("mu", [0.23, 0.5, 0.81])
+def test_fit_threshold_recovers_known_mu(mu: float) -> None:
+    rng = np.random.default_rng(int(mu * 100))
+    hr = (rng.random((12, 16, 16, 16)) < rng.uniform(0.2, 0.8, (12, 1, 1, 1))).astype(np.uint8)
+    # solid voxels get p in [mu, 1), pore voxels p in [0, mu): thresholding at mu is exact
+    p = np.where(hr == 1, mu + (1 - mu) * rng.random(hr.shape),
+                 mu * rng.random(hr.shape)).astype(np.float32)
+    fitted = fit_threshold(p, hr)
+    assert fitted == pytest.approx(mu, abs=2e-3)
+    assert porosity_error(p, hr, fitted) < 2e-3
+    assert porosity_error(p, hr, mu + 0.05) > 0.01
+
+
+def test_fit_threshold_beats_default_on_biased_probabilities() -> None:
+    rng = np.random.default_rng(3)
+    hr = (rng.random((8, 12, 12, 12)) < 0.4).astype(np.uint8)
+    logits = np.where(hr == 1, 1.0, -1.0) + rng.normal(0, 1.5, hr.shape) - 0.8  # biased to pore
+    p = 1 / (1 + np.exp(-logits))
+    mu = fit_threshold(list(p), list(hr))
+    assert porosity_error(p, hr, mu) < 0.5 * porosity_error(p, hr, 0.5)
+    assert mu < 0.5
+
+
+def test_fit_threshold_bad_input() -> None:
+    with pytest.raises(VolumeError, match="2 probability crops but 1 HR"):
+        fit_threshold([np.zeros(3), np.zeros(3)], [np.zeros(3)])
+    with pytest.raises(VolumeError, match="no crops"):
+        fit_threshold([], [])
+    with pytest.raises(VolumeError, match="within \\[0, 1\\]"):
+        fit_threshold([np.full(3, 1.5)], [np.zeros(3)])
+    with pytest.raises(VolumeError, match="differs from HR crop shape"):
+        fit_threshold([np.zeros(3)], [np.zeros(4)])
+    with pytest.raises(VolumeError, match="no crops added"):
+        PorosityErrorAccumulator().error(0.5)
