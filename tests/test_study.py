@@ -1,0 +1,263 @@
+"""Tests for twinsr.study: config validation, sub-volumes, the tidy table, findings, and the
+micro study end to end (run once per session, then rerun to check resumption)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from twinsr.exceptions import ConfigError, TwinsrError, VolumeError
+from twinsr.study import (
+    COLUMNS,
+    PRESETS,
+    StudyConfig,
+    cut_subvolumes,
+    evaluate_volume,
+    findings,
+    prepare_volume,
+    run_study,
+    summary_table,
+)
+from twinsr.study.evaluate import check_table
+
+# ----------------------------------------------------------------------------- config
+
+
+def test_presets_validate():
+    for name in PRESETS:
+        cfg = StudyConfig.preset(name)
+        assert cfg.k == 2
+        assert sum(cfg.split) == cfg.n_realizations
+    q = StudyConfig.preset("quick")
+    assert q.alphas == [2, 4, 8] and q.inputs == ["bin", "diffu"]
+    assert StudyConfig.preset("demo").alphas == [2]
+    paper = StudyConfig.preset("paper")
+    assert paper.shape == (800, 800, 800) and paper.split == (7, 2, 1)
+    assert len(paper.samples) == 5
+
+
+def test_config_unknown_key_names_it(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown key 'alphs'.*did you mean 'alphas'"):
+        StudyConfig.from_dict({"samples": ["x"], "alphs": [2]})
+    p = tmp_path / "s.yaml"
+    p.write_text("samples: [nmc_nrel_xct]\nbogus_option: 3\n")
+    with pytest.raises(ConfigError, match="bogus_option"):
+        StudyConfig.from_yaml(p)
+
+
+@pytest.mark.parametrize(("data", "key"), [
+    ({"alphas": [3]}, "alphas"),
+    ({"n_realizations": 5}, "split"),  # split (2, 1, 1) does not sum to 5
+    ({"subvolumes": 7}, "subvolumes"),
+    ({"inputs": ["rgb"]}, "inputs"),
+    ({"shape": 100, "alphas": [8]}, "divisible"),
+    ({"device": "tpu"}, "device"),
+    ({"baselines": ["bicubic"]}, "baselines"),
+    ({"alphas": [2, 2]}, "alphas"),
+])
+def test_config_invalid_value_names_key(data, key):
+    with pytest.raises(ConfigError, match=key):
+        StudyConfig.from_dict({"samples": ["nmc_nrel_xct"], **data})
+
+
+def test_config_yaml_roundtrip_and_errors(tmp_path):
+    cfg = StudyConfig.preset("micro")
+    p = tmp_path / "c.yaml"
+    p.write_text(cfg.to_yaml())
+    assert StudyConfig.from_yaml(p) == cfg
+    p.write_text("samples: [a\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        StudyConfig.from_yaml(p)
+    with pytest.raises(ConfigError, match="unknown study preset"):
+        StudyConfig.preset("huge")
+    # device is not part of the study's identity
+    assert StudyConfig.preset("micro", device="cpu").identity() == cfg.identity()
+
+
+# ----------------------------------------------------------------------------- sub-volumes
+
+
+def test_prepare_and_cut_subvolumes():
+    rng = np.random.default_rng(0)
+    im = (rng.random((70, 67, 66)) > 0.5).astype(np.uint8)
+    hr = prepare_volume(im, k=2, alpha_max=8, min_lr_edge=2)
+    assert hr.shape == (64, 64, 64)
+    np.testing.assert_array_equal(hr, im[:64, :64, :64])  # low indices kept (documented)
+    subs = cut_subvolumes(hr, 2)
+    assert len(subs) == 8 and all(s.shape == (32, 32, 32) for s in subs)
+    # non-overlapping and complete: the blocks reassemble the volume
+    back = np.block([[[subs[4 * i + 2 * j + m] for m in range(2)] for j in range(2)]
+                     for i in range(2)])
+    np.testing.assert_array_equal(back, hr)
+    # central crop first
+    c = prepare_volume(im, k=2, alpha_max=2, crop=40)
+    assert c.shape == (40, 40, 40)
+    np.testing.assert_array_equal(c, im[15:55, 13:53, 13:53])
+
+
+def test_volume_too_small_for_alpha8_is_a_clear_error():
+    im = np.zeros((40, 64, 64), np.uint8)
+    with pytest.raises(VolumeError, match=r"too small for 8 sub-volumes at alpha=8.*>= 64"):
+        prepare_volume(im, k=2, alpha_max=8, min_lr_edge=4)
+    with pytest.raises(VolumeError, match="not divisible by k=2"):
+        cut_subvolumes(np.zeros((5, 4, 4)), 2)
+
+
+def test_evaluate_volume_table_oracle_and_baseline():
+    from twinsr.resample import upsample
+
+    rng = np.random.default_rng(1)
+    hr = (rng.random((16, 16, 16)) > 0.5).astype(np.uint8)
+    subs = cut_subvolumes(hr, 2)
+    lookup = {s[::2, ::2, ::2].tobytes(): s for s in subs}
+    methods = {"oracle": lambda lr: lookup[lr.tobytes()],
+               "nearest": lambda lr: upsample(lr, 2, method="nearest")}
+    unit = evaluate_volume(subs, 2, methods, source="simulated", sample="x")
+    df = pd.DataFrame(unit.rows)
+    assert list(df.columns) == COLUMNS
+    check_table(df)
+    acc = df[(df.method == "oracle") & (df.metric == "accuracy")]["value"]
+    assert len(acc) == 8 and (acc == 1.0).all()
+    near = df[(df.method == "nearest") & (df.metric == "accuracy")]["value"]
+    assert (near < 1.0).all()
+    assert set(unit.slices) == {"hr", "oracle", "nearest"}
+    with pytest.raises(VolumeError, match="returned shape"):
+        evaluate_volume(subs, 2, {"bad": lambda lr: lr}, source="simulated", sample="x")
+
+
+def test_check_table_rejects_nan():
+    df = pd.DataFrame([{"source": "simulated", "sample": "a", "subvolume": 0, "alpha": 2,
+                        "method": "N_bin", "phase": "all", "metric": "accuracy",
+                        "value": math.nan}])
+    with pytest.raises(TwinsrError, match="NaN"):
+        check_table(df)
+    df["value"] = math.inf  # non-percolating: allowed
+    check_table(df)
+
+
+# ----------------------------------------------------------------------------- findings
+
+
+def _synthetic(net_acc: float, tri_acc: float) -> pd.DataFrame:
+    rows = []
+    for src in ("simulated", "measured"):
+        for a in (2, 4, 8):
+            for m, acc in (("N_bin", net_acc), ("N_diffu", net_acc + (0.01 if a < 8 else -0.01)),
+                           ("triquadratic", tri_acc - 0.01 * a)):
+                for s in range(8):
+                    for metric in ("accuracy", "surface_accuracy"):
+                        rows.append({"source": src, "sample": "x", "subvolume": s, "alpha": a,
+                                     "method": m, "phase": "all", "metric": metric,
+                                     "value": acc + 0.001 * s})
+    return pd.DataFrame(rows)
+
+
+def test_findings_computed_from_table():
+    good = findings(_synthetic(0.95, 0.9), networks=["N_bin", "N_diffu"])
+    assert [f.verdict for f in good] == ["supported"] * 4
+    bad = findings(_synthetic(0.80, 0.95), networks=["N_bin", "N_diffu"])
+    assert bad[0].verdict == "not supported"
+    assert any("NOT better" in d for d in bad[0].details)
+    s = summary_table(_synthetic(0.95, 0.9))
+    row = s[(s.source == "measured") & (s.alpha == 2) & (s.method == "N_bin")
+            & (s.metric == "accuracy")].iloc[0]
+    assert row["median"] == pytest.approx(0.95 + 0.0035)
+    assert row["n"] == 8 and row["n_inf"] == 0
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+@pytest.fixture(scope="module")
+def micro_study(tmp_path_factory):
+    out = tmp_path_factory.mktemp("study") / "micro"
+    lines: list[str] = []
+    res = run_study(StudyConfig.preset("micro", device="cpu"), out, progress=lines.append)
+    return out, res, lines
+
+
+def test_micro_study_end_to_end(micro_study):
+    out, res, lines = micro_study
+    assert res.steps["calibrate"] == "done" and res.steps["train"] == "done"
+    df = pd.read_csv(out / "results.csv")
+    assert list(df.columns) == COLUMNS
+    check_table(df)
+    assert set(df.source) == {"simulated", "measured"}
+    assert set(df.alpha) == {2, 4}
+    assert {"N_bin", "N_diffu", "triquadratic", "nearest"} <= set(df.method)
+    # 8 sub-volumes per (source, sample, alpha, method) for the headline metrics
+    acc = df[(df.metric == "accuracy")]
+    assert (acc.groupby(["source", "sample", "alpha", "method"]).size() == 8).all()
+    assert {"tau_geod_rel_err", "tau_eff_rel_err", "percolating"} <= set(df.metric)
+    mean = df[(df.phase == "mean")]
+    assert set(mean.metric) == {"tau_geod_rel_err", "tau_eff_rel_err"}
+    for stem in ("boxplots", "tortuosity_per_phase", "training_curves"):
+        assert (out / "figures" / f"{stem}.png").stat().st_size > 1000
+        assert (out / "figures" / f"{stem}.pdf").exists()
+    assert list((out / "figures").glob("error_slices__measured__*.png"))
+    md = (out / "report.md").read_text()
+    for text in ("Networks vs interpolation", "Stability across", "Diffusion-informed",
+                 "Measured vs simulated", "Median and IQR"):
+        assert text in md
+    assert (out / "report.html").read_text().startswith("<!DOCTYPE html>")
+    meta = json.loads((out / "study.json").read_text())
+    assert {"config", "seed", "versions", "git", "device"} <= set(meta)
+    assert set(res.thresholds) == {"N_bin_a2", "N_bin_a4", "N_diffu_a2", "N_diffu_a4"}
+    assert all(0 < t < 1 for t in res.thresholds.values())
+    assert any("transfer from bin_a2" in x for x in lines)
+
+
+def test_micro_study_rerun_skips_completed_steps(micro_study):
+    out, res, _ = micro_study
+    bundle = out / "runs" / "bin_a4" / "model.pt"
+    before = bundle.stat().st_mtime_ns
+    lines: list[str] = []
+    again = run_study(StudyConfig.preset("micro", device="cpu"), out, progress=lines.append)
+    for step in ("calibrate", "database", "train", "evaluate"):
+        assert again.steps[step] == "skipped", step
+    assert bundle.stat().st_mtime_ns == before
+    assert any("complete, skipped" in x for x in lines)
+    pd.testing.assert_frame_equal(again.table, res.table)
+
+
+def test_different_study_in_folder_refused_unless_force(micro_study, tmp_path):
+    out, _, _ = micro_study
+    other = StudyConfig.preset("micro", seed=5, device="cpu")
+    with pytest.raises(ConfigError, match=r"holds a different study.*seed: 0 -> 5.*force"):
+        run_study(other, out)
+    # a non-empty folder that is not a study is refused too
+    (tmp_path / "stuff.txt").write_text("x")
+    with pytest.raises(ConfigError, match="not empty"):
+        run_study(other, tmp_path)
+    # force removes the previous study's artefacts (checked on a copy, without rerunning)
+    from twinsr.study.pipeline import _Log, _prepare_folder
+
+    fake = tmp_path / "old"
+    fake.mkdir()
+    (fake / "study.json").write_text((out / "study.json").read_text())
+    (fake / "runs").mkdir()
+    (fake / "results.csv").write_text("x")
+    (fake / "mine.txt").write_text("kept")
+    _prepare_folder(other, fake, True, _Log(None))
+    assert not (fake / "runs").exists() and not (fake / "results.csv").exists()
+    assert (fake / "mine.txt").exists()
+    assert json.loads((fake / "study.json").read_text())["seed"] == 5
+
+
+def test_cli_study_errors(tmp_path):
+    from twinsr.cli import app
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["study", "-o", str(tmp_path / "x")])
+    assert r.exit_code == 1 and "exactly one of --preset" in r.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("samples: [nmc_nrel_xct]\nalphas: [3]\n")
+    r = runner.invoke(app, ["study", "--config", str(bad), "-o", str(tmp_path / "y")])
+    assert r.exit_code == 1 and "alphas" in r.output
+    r = runner.invoke(app, ["study", "--preset", "nope", "-o", str(tmp_path / "z")])
+    assert r.exit_code == 1 and "unknown study preset" in r.output
