@@ -118,6 +118,116 @@ def version() -> None:
 # ---- commands are added below this line (one block per concern) ----
 
 
+# ---- sr: database, train, superresolve ----
+
+
+@app.command()
+@handle_errors
+def database(
+    params: Annotated[list[str], typer.Argument(help="Model parameter JSON file(s) "
+                                                      "(from `twinsr calibrate`).")],
+    out: Annotated[str, typer.Option("-o", "--out", help="Database folder.")],
+    n: Annotated[int, typer.Option("--n", help="Realizations per parameter set.")] = 10,
+    shape: Annotated[int, typer.Option("--shape", help="HR edge in voxels (cube).")] = 256,
+    alphas: Annotated[str, typer.Option("--alphas", help="Comma-separated factors.")] = "2,4,8",
+    split: Annotated[str, typer.Option("--split", help="train,val,test counts.")] = "7,2,1",
+    seed: Annotated[int, typer.Option("--seed", help="Master seed.")] = 0,
+    axis: Annotated[int, typer.Option("--axis", help="Transport axis of the diffusion "
+                                                     "channels.")] = 0,
+    no_diffusion: Annotated[bool, typer.Option("--no-diffusion", help="Skip the diffusion "
+                                                                      "channels.")] = False,
+    workers: Annotated[int, typer.Option("--workers", help="Parallel worker processes.")] = 1,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda[:N].")] = "auto",
+) -> None:
+    """Build (or resume) a database of digital twins with LR images and diffusion channels."""
+    from twinsr.exceptions import ConfigError
+    from twinsr.sr import build_database
+
+    try:
+        alpha_list = [int(a) for a in alphas.split(",") if a.strip()]
+        split_t = tuple(int(s) for s in split.split(","))
+    except ValueError:
+        raise ConfigError(f"--alphas/--split must be comma-separated integers, got "
+                          f"{alphas!r} / {split!r}") from None
+    with progress_bar("database", total=None) as bar:
+        db = build_database(list(params), out, n_realizations=n, shape=shape,
+                            alphas=alpha_list, split=split_t, seed=seed, axis=axis,
+                            diffusion=not no_diffusion, workers=workers, device=device,
+                            progress=lambda d, t: bar.set(d, total=t, status=f"{d}/{t}"))
+    echo_json({"database": str(db.path), "shape": db.shape, "alphas": db.alphas,
+               "splits": {k: len(v) for k, v in db.manifest["splits"].items()}})
+
+
+@app.command()
+@handle_errors
+def train(
+    database: Annotated[str, typer.Argument(help="Database folder (`twinsr database`).")],
+    alpha: Annotated[int, typer.Option("--alpha", help="Scale factor 2, 4 or 8.")],
+    out: Annotated[str, typer.Option("-o", "--out", help="Run folder.")],
+    inputs: Annotated[str, typer.Option("--inputs", help="bin or diffu.")] = "bin",
+    preset: Annotated[str, typer.Option("--preset", help="quick, paper or demo.")] = "quick",
+    config: Annotated[str | None, typer.Option("--config", help="YAML overriding fields "
+                                                                    "of the preset.")] = None,
+    init_from: Annotated[str | None, typer.Option("--init-from", help="Run or bundle of "
+                                                                          "alpha/2.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in OUT.")] = False,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda[:N].")] = "auto",
+) -> None:
+    """Train a super-resolution network (+ threshold) on a database; resumable."""
+    from twinsr.sr import TrainConfig
+    from twinsr.sr import train as train_fn
+
+    cfg = TrainConfig.from_yaml(config, base=preset) if config else TrainConfig.preset(preset)
+    total = cfg.epochs * cfg.steps_per_epoch
+    with progress_bar(f"train a={alpha} {inputs}", total=total) as bar:
+
+        def prog(epoch: int, step: int, loss: float, val: float | None) -> None:
+            done = (epoch - 1) * cfg.steps_per_epoch + step
+            status = f"epoch {epoch} loss {loss:.4f}" + (f" val {val:.4f}" if val else "")
+            bar.set(done, total=total, status=status)
+
+        res = train_fn(database, alpha=alpha, inputs=inputs, out_dir=out, config=cfg,
+                       init_from=init_from, resume=resume, device=device, progress=prog)
+    echo_json({"bundle": str(res.bundle_path), "epochs_run": res.epochs_run,
+               "best_epoch": res.best_epoch, "best_val_loss": res.best_val_loss,
+               "stopped_early": res.stopped_early, "threshold": res.threshold,
+               "seconds": round(res.seconds, 1), "device": res.device,
+               "transferred": len(res.transferred)})
+
+
+@app.command()
+@handle_errors
+def superresolve(
+    lr: Annotated[str, typer.Argument(help="Binary LR volume file.")],
+    model: Annotated[str, typer.Option("--model", help="Bundle file or training run folder.")],
+    out: Annotated[str, typer.Option("-o", "--out", help="Output volume file.")],
+    probabilities: Annotated[bool, typer.Option("--probabilities", help="Write float32 "
+                                                "probabilities of solid.")] = False,
+    tile: Annotated[int, typer.Option("--tile", help="LR tile edge in voxels.")] = 64,
+    axis: Annotated[int, typer.Option("--axis", help="Transport axis (diffu models).")] = 0,
+    key: Annotated[str | None, typer.Option("--key", help="Dataset key in the input "
+                                                             "file.")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda[:N].")] = "auto",
+) -> None:
+    """Super-resolve a binary LR volume of any size with a trained model (tiled)."""
+    from twinsr.io import read_metadata, read_volume, write_volume
+    from twinsr.sr import load_model
+    from twinsr.sr import superresolve as sr_fn
+
+    mdl = load_model(model)
+    im = read_volume(lr, key=key)
+    vs = read_metadata(lr, key=key).get("voxel_size")
+    with progress_bar("superresolve", total=None) as bar:
+        res = sr_fn(im, mdl, tile=tile, device=device, probabilities=probabilities, axis=axis,
+                    progress=lambda d, t: bar.set(d, total=t))
+    new_vs = tuple(float(v) / mdl.alpha for v in vs) if vs else None
+    path = write_volume(out, res, voxel_size=new_vs,
+                        metadata={"alpha": mdl.alpha, "inputs": mdl.inputs,
+                                  "threshold": mdl.threshold, "source": str(lr)})
+    echo_json({"output": str(path), "shape": res.shape, "dtype": str(res.dtype),
+               "alpha": mdl.alpha, "threshold": mdl.threshold})
+
+
 # -- study (twinsr.study) --------------------------------------------------------------------
 @app.command()
 @handle_errors
