@@ -118,6 +118,104 @@ def version() -> None:
 # ---- commands are added below this line (one block per concern) ----
 
 
+# ---- stochastic: calibrate, generate ----
+
+
+@app.command()
+@handle_errors
+def calibrate(
+    image: Annotated[str, typer.Argument(help="Binary volume file (1 = solid) or builtin:NAME.")],
+    out: Annotated[str, typer.Option("-o", "--out", help="Output parameters (.json).")],
+    covariance: Annotated[str, typer.Option(
+        "--covariance", help="auto, exponential, gaussian or matern.")] = "auto",
+    excursion_phase: Annotated[str, typer.Option(
+        "--excursion-phase", help="Phase that is the excursion set: solid, pore or auto.")
+    ] = "solid",
+    max_lag: Annotated[int | None, typer.Option(
+        "--max-lag", help="Largest lag of the fit in voxels (default: automatic).")] = None,
+    voxel_size: Annotated[float | None, typer.Option(
+        "--voxel-size", help="Voxel edge in um (default: from the file, if isotropic).")] = None,
+    plot: Annotated[str | None, typer.Option(
+        "--plot", help="Also write a validation plot (.png).")] = None,
+    key: Annotated[str | None, typer.Option(
+        "--key", help="Array name inside .npz/.h5/.zarr.")] = None,
+) -> None:
+    """Fit the chi-square excursion model (nu, gamma, covariance family) to a binary volume."""
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from twinsr._atomic import atomic_write_text
+    from twinsr.io import read_metadata, read_volume
+    from twinsr.stochastic import calibrate as _calibrate
+    from twinsr.stochastic import plot_calibration
+
+    im = read_volume(image, key=key)
+    if voxel_size is None:
+        try:
+            vs = read_metadata(image, key=key).get("voxel_size")
+        except Exception:  # metadata is optional; the volume itself was readable
+            vs = None
+        if vs is not None and max(vs) - min(vs) <= 1e-6 * max(vs):
+            voxel_size = float(vs[0])
+    res = _calibrate(im, covariance=covariance, max_lag=max_lag, voxel_size=voxel_size,
+                     excursion_phase=excursion_phase)
+    p = Path(out)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(p, json.dumps(res.to_dict(), indent=2) + "\n")
+    table = Table(title=f"chi-square model of {image}")
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    table.add_row("solid fraction", f"{res.volume_fraction:.4f}")
+    table.add_row("excursion phase", res.excursion_phase)
+    table.add_row("nu", f"{res.nu:.5g}")
+    table.add_row("covariance", res.family)
+    table.add_row("gamma (1/voxel)", f"{res.gamma:.5g}")
+    if res.model.gamma_physical is not None:
+        table.add_row("gamma (1/um)", f"{res.model.gamma_physical:.5g}")
+    table.add_row("rms residual", f"{res.residual:.3g}")
+    for fam, r in res.residuals_by_family.items():
+        table.add_row(f"  rms {fam}", f"{r:.3g} (gamma {res.gammas_by_family[fam]:.4g})")
+    if len(res.residuals_by_phase) > 1:
+        for ph, r in res.residuals_by_phase.items():
+            table.add_row(f"  rms {ph} excursion", f"{r:.3g}")
+    Console().print(table)
+    typer.echo(f"wrote {p}")
+    if plot:
+        typer.echo(f"wrote {plot_calibration(res, plot)}")
+
+
+@app.command()
+@handle_errors
+def generate(
+    params: Annotated[str, typer.Argument(help="Model parameters (.json from calibrate).")],
+    out: Annotated[str, typer.Option("-o", "--out", help="Output folder.")],
+    shape: Annotated[list[int], typer.Option(
+        "--shape", help="Edge in voxels: once for a cube, or three times for Z Y X.")],
+    n: Annotated[int, typer.Option("-n", "--n", help="Number of realizations.")] = 1,
+    seed: Annotated[int, typer.Option("--seed", help="Base seed (realization i uses [seed, i]).")
+                    ] = 0,
+    fmt: Annotated[str, typer.Option("--format", help="tif, npy, npz, zarr, h5 or raw.")] = "tif",
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace files written with other parameters.")] = False,
+) -> None:
+    """Write N digital twins of a calibrated chi-square model (deterministic names and seeds)."""
+    from twinsr.exceptions import ConfigError
+    from twinsr.stochastic import ChiSquareModel
+    from twinsr.stochastic import generate as _generate
+
+    if len(shape) not in (1, 3):
+        raise ConfigError(f"--shape must be given once (cube) or three times (Z Y X), got "
+                          f"{len(shape)} value(s): {shape}")
+    shp = shape[0] if len(shape) == 1 else tuple(shape)
+    model = ChiSquareModel.from_json(params)
+    with progress_bar("generate", total=n) as bar:
+        paths = _generate(model, shp, n, out_dir=out, seed=seed, fmt=fmt, overwrite=overwrite,
+                          progress=lambda i, total: bar.advance(status=f"{i}/{total}"))
+    typer.echo(f"wrote {len(paths)} volume(s) to {out} ({paths[0].name} ... {paths[-1].name})")
+
+
 # ---- sr: database, train, superresolve ----
 
 
