@@ -147,7 +147,11 @@ def _fake_transport(monkeypatch):
 
     mod = types.ModuleType("twinsr.transport")
     mod.effective_tortuosity = fake("eff")
-    mod.geodesic_tortuosity = fake("geod")
+
+    def geod(im, *, phase, axis, **kw):  # like GeodesicResult: no flag, tau = inf
+        return res(tau=fake("geod")(im, phase=phase, axis=axis).tau)
+
+    mod.geodesic_tortuosity = geod
     monkeypatch.setitem(sys.modules, "twinsr.transport", mod)
 
 

@@ -173,11 +173,24 @@ def test_findings_computed_from_table():
 # ----------------------------------------------------------------------------- end to end
 
 
+def _micro_config(root):
+    """The micro preset plus a 12³ measured volume from a file: too small for 8 sub-volumes at
+    α = 4 with LR edge >= 2, so that (volume, α) is skipped and the skip documented."""
+    from twinsr import datasets
+
+    small = root / "small.npy"
+    if not small.exists():
+        np.save(small, np.ascontiguousarray(datasets.load("nmc_superres_xct")[:12, :12, :12]))
+    base = StudyConfig.preset("micro")
+    return StudyConfig.preset("micro", device="cpu", measured=[*base.measured, str(small)])
+
+
 @pytest.fixture(scope="module")
 def micro_study(tmp_path_factory):
-    out = tmp_path_factory.mktemp("study") / "micro"
+    root = tmp_path_factory.mktemp("study")
+    out = root / "micro"
     lines: list[str] = []
-    res = run_study(StudyConfig.preset("micro", device="cpu"), out, progress=lines.append)
+    res = run_study(_micro_config(root), out, progress=lines.append)
     return out, res, lines
 
 
@@ -189,6 +202,10 @@ def test_micro_study_end_to_end(micro_study):
     check_table(df)
     assert set(df.source) == {"simulated", "measured"}
     assert set(df.alpha) == {2, 4}
+    # the small measured volume is evaluated at α = 2 and skipped (documented) at α = 4
+    assert set(df[df["sample"] == "small"].alpha) == {2}
+    assert len(res.skipped) == 1 and "small" in res.skipped[0] and "α=4" in res.skipped[0]
+    assert json.loads((out / "skipped.json").read_text()) == res.skipped
     assert {"N_bin", "N_diffu", "triquadratic", "nearest"} <= set(df.method)
     # 8 sub-volumes per (source, sample, alpha, method) for the headline metrics
     acc = df[(df.metric == "accuracy")]
@@ -202,7 +219,7 @@ def test_micro_study_end_to_end(micro_study):
     assert list((out / "figures").glob("error_slices__measured__*.png"))
     md = (out / "report.md").read_text()
     for text in ("Networks vs interpolation", "Stability across", "Diffusion-informed",
-                 "Measured vs simulated", "Median and IQR"):
+                 "Measured vs simulated", "Median and IQR", "Skipped evaluations"):
         assert text in md
     assert (out / "report.html").read_text().startswith("<!DOCTYPE html>")
     meta = json.loads((out / "study.json").read_text())
@@ -217,7 +234,7 @@ def test_micro_study_rerun_skips_completed_steps(micro_study):
     bundle = out / "runs" / "bin_a4" / "model.pt"
     before = bundle.stat().st_mtime_ns
     lines: list[str] = []
-    again = run_study(StudyConfig.preset("micro", device="cpu"), out, progress=lines.append)
+    again = run_study(_micro_config(out.parent), out, progress=lines.append)
     for step in ("calibrate", "database", "train", "evaluate"):
         assert again.steps[step] == "skipped", step
     assert bundle.stat().st_mtime_ns == before
@@ -227,7 +244,8 @@ def test_micro_study_rerun_skips_completed_steps(micro_study):
 
 def test_different_study_in_folder_refused_unless_force(micro_study, tmp_path):
     out, _, _ = micro_study
-    other = StudyConfig.preset("micro", seed=5, device="cpu")
+    other = StudyConfig.preset("micro", seed=5, device="cpu",
+                               measured=list(_micro_config(out.parent).measured))
     with pytest.raises(ConfigError, match=r"holds a different study.*seed: 0 -> 5.*force"):
         run_study(other, out)
     # a non-empty folder that is not a study is refused too

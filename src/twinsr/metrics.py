@@ -268,9 +268,10 @@ def phase_tortuosities(im: np.ndarray, *, axis: int = 0,
             warnings.simplefilter("ignore", NonPercolatingWarning)
             g = geodesic_tortuosity(vol, phase=ph, axis=ax)
             e = effective_tortuosity(vol, phase=ph, axis=ax, device=device)
-        tg = float(g.tau) if g.percolating else math.inf
+        # GeodesicResult.tau is inf when no inlet voxel connects; TortuosityResult has a flag
+        tg = float(g.tau) if math.isfinite(float(g.tau)) else math.inf
         te = float(e.tau) if e.percolating else math.inf
-        perc = bool(g.percolating) and bool(e.percolating)
+        perc = math.isfinite(tg) and bool(e.percolating)
         if not perc:
             logger.info("phase %s does not percolate along axis %d", name, ax)
         out[name] = PhaseTortuosity(name, tg, te, perc)

@@ -1,0 +1,115 @@
+"""The study end to end: run the ``quick`` preset (or another) and record its run time, the
+settings of every preset and the headline numbers in BENCHMARKS.md (section ``study``).
+
+Run: .venv/bin/python benchmarks/bench_study.py [--preset quick] [--out quick-study]
+(rerunning with the same folder resumes; the recorded time is the sum over the runs in
+``steps.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _record import measure, table, write_section
+
+from twinsr.study import PRESETS, StudyConfig, findings, run_study, summary_table
+
+
+def _preset_rows() -> list[list[object]]:
+    from twinsr.study.pipeline import MICRO_TRAIN
+
+    rows = []
+    for name in ("micro", "demo", "quick", "paper"):
+        c = StudyConfig.preset(name)
+        train = f"{c.train_preset}" + (f" + {c.train_overrides}" if c.train_overrides else "")
+        if c.train_preset == "micro":
+            train = f"quick + {MICRO_TRAIN}"
+        rows.append([name, ", ".join(c.samples), "×".join(map(str, c.shape)), c.n_realizations,
+                     "/".join(map(str, c.split)), ",".join(map(str, c.alphas)),
+                     ",".join(c.inputs), train, ", ".join(c.measured),
+                     c.measured_crop or "full", c.subvolumes, ",".join(c.baselines)])
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--preset", default="quick", choices=sorted(PRESETS))
+    ap.add_argument("--out", default="quick-study")
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+
+    def show(msg: str) -> None:
+        print(f"[{time.perf_counter() - t0:7.1f}s] {msg}", flush=True)
+
+    res, seconds, peak = measure(lambda: run_study(StudyConfig.preset(args.preset), args.out,
+                                                   progress=show))
+    runs = json.loads((Path(args.out) / "steps.json").read_text())["runs"]
+    total = sum(r["seconds"] for r in runs)
+    step_rows = []
+    for r in runs:
+        for step, sec in r["step_seconds"].items():
+            step_rows.append([r["started"], step, r["steps"][step], sec])
+    summ = summary_table(res.table)
+    head = summ[summ["metric"].isin(["accuracy", "surface_accuracy"])]
+    rows = []
+    for (src, a, m), g in head.groupby(["source", "alpha", "method"], sort=True):
+        acc = g[g.metric == "accuracy"]["median"].iloc[0]
+        sur = g[g.metric == "surface_accuracy"]["median"].iloc[0]
+        rows.append([src, a, m, acc, sur])
+    tau = summ[summ["metric"].isin(["tau_geod_rel_err", "tau_eff_rel_err"])]
+    tau_rows = []
+    for (src, a, m), g in tau.groupby(["source", "alpha", "method"], sort=True):
+        geo = g[g.metric == "tau_geod_rel_err"]["median"].iloc[0]
+        eff = g[g.metric == "tau_eff_rel_err"]["median"].iloc[0]
+        tau_rows.append([src, a, m, geo, eff])
+    found = findings(res.table, networks=[f"N_{i}" for i in res.config.inputs])
+    # does every network beat tri-quadratic on accuracy and surface accuracy everywhere?
+    beats = []
+    for src in sorted(set(res.table["source"])):
+        for a in res.config.alphas:
+            tri = head[(head.source == src) & (head.alpha == a) & (head.method == "triquadratic")]
+            for n in (f"N_{i}" for i in res.config.inputs):
+                net = head[(head.source == src) & (head.alpha == a) & (head.method == n)]
+                for metric in ("accuracy", "surface_accuracy"):
+                    t = tri[tri.metric == metric]["median"]
+                    v = net[net.metric == metric]["median"]
+                    if len(t) and len(v):
+                        beats.append((src, a, n, metric, float(v.iloc[0]) > float(t.iloc[0])))
+    n_beat = sum(b[-1] for b in beats)
+    misses = [f"{s} α={a} {n} {m}" for s, a, n, m, ok in beats if not ok]
+    body = (
+        f"Preset **{args.preset}** run end to end with `run_study` (calibrate → database → train "
+        f"→ evaluate → table → figures → report). Wall-clock of this invocation "
+        f"{seconds / 60:.1f} min (peak RSS increase {peak:.2f} GiB); all runs recorded in "
+        f"steps.json: {total / 60:.1f} min. Device: {res.config.device} → "
+        f"{json.loads((Path(args.out) / 'study.json').read_text())['device']}.\n\n"
+        "### Presets\n\n"
+        + table(["preset", "samples", "HR shape", "realizations", "split", "α", "inputs",
+                 "training", "measured", "measured crop", "sub-volumes", "baselines"],
+                _preset_rows())
+        + "\n\n### Step times (s)\n\n"
+        + table(["run started", "step", "status", "seconds"], step_rows)
+        + "\n\n### Headline: median over sub-volumes\n\n"
+        + table(["source", "α", "method", "accuracy", "surface accuracy"], rows)
+        + "\n\n### Tortuosity relative errors (median, mean over phases)\n\n"
+        + table(["source", "α", "method", "geodesic τ", "effective τ"], tau_rows)
+        + f"\n\nNetworks beat tri-quadratic on accuracy and surface accuracy in {n_beat} of "
+        f"{len(beats)} (source, α, network, metric) cases"
+        + (f"; not in: {', '.join(misses)}." if misses else ".")
+        + "\n\n### The paper's findings on this run\n\n"
+        + "\n".join(f"- **{f.title}**: {f.verdict}" for f in found)
+        + "\n\nThresholds μ*: " + ", ".join(f"{k} {v:.3f}" for k, v in res.thresholds.items())
+        + (f"\n\nSkipped: {'; '.join(res.skipped)}" if res.skipped else "")
+    )
+    write_section("study", body, command=f"python benchmarks/bench_study.py --preset "
+                                         f"{args.preset} --out {args.out}")
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
