@@ -187,6 +187,8 @@ def _solve_t(
         shape = deg.shape
         if work is not None and work.get("shape") == shape:
             x, vecs = work["x"], work["vecs"]
+            for v in vecs:  # the kernels assume zeros outside this phase's unknowns
+                v.fill(0.0)
         else:
             x = np.zeros(shape, np.float64)
             vecs = [np.zeros(shape, np.float32) for _ in range(4)]
