@@ -182,3 +182,34 @@ def yaml_roundtrip(cfg: TrainConfig) -> dict[str, Any]:
     import yaml
 
     return yaml.safe_load(cfg.to_yaml())
+
+
+def test_cli_train_and_superresolve(db: Database, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from twinsr.cli import app
+
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text("channels: 4\nblocks: 1\ncrop_per_alpha: {2: 8}\nbatch_per_alpha: {2: 2}\n"
+                   "epochs: 1\nsteps_per_epoch: 2\nval_crops: 2\ntile: 8\nmax_seconds: null\n")
+    runner = CliRunner()
+    r = runner.invoke(app, ["train", str(db.path), "--alpha", "2", "-o", str(tmp_path / "run"),
+                            "--config", str(cfg), "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    assert '"epochs_run": 1' in r.output
+    lr = np.asarray(db.lr("m00_r02", 2))
+    np.save(tmp_path / "lr.npy", lr)
+    r = runner.invoke(app, ["superresolve", str(tmp_path / "lr.npy"), "--model",
+                            str(tmp_path / "run"), "-o", str(tmp_path / "sr.npy"), "--tile", "8",
+                            "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    sr = np.load(tmp_path / "sr.npy")
+    assert sr.shape == (32, 32, 32) and set(np.unique(sr)) <= {0, 1}
+    ref = __import__("twinsr.sr", fromlist=["superresolve"]).superresolve(
+        lr, tmp_path / "run", device="cpu")
+    assert np.array_equal(sr, ref)
+    r = runner.invoke(app, ["superresolve", str(tmp_path / "lr.npy"), "--model",
+                            str(tmp_path / "nothing"), "-o", str(tmp_path / "x.npy")])
+    assert r.exit_code == 1 and "no model bundle" in r.output
+    r = runner.invoke(app, ["train", str(tmp_path), "--alpha", "2", "-o", str(tmp_path / "r2")])
+    assert r.exit_code == 1 and "not a twinsr database" in r.output
