@@ -20,8 +20,9 @@ levels, i.e. about 25 bytes per voxel of the bounding box.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numba as nb
@@ -32,6 +33,23 @@ import scipy.sparse.linalg as spla
 __all__ = ["Hierarchy", "build_hierarchy", "layer_fluxes", "pcg"]
 
 _COARSEST = 4096
+# Grids smaller than this run single-threaded: launching a parallel kernel costs more than the
+# kernel itself there, and far more when the cores are shared (OpenMP threads wait for a core).
+_PAR_MIN = 1 << 18
+
+
+@contextlib.contextmanager
+def _threads_for(size: int) -> Iterator[None]:
+    """Run the enclosed kernels on one thread if the grid has fewer than ``_PAR_MIN`` points."""
+    prev = nb.get_num_threads()
+    if size >= _PAR_MIN or prev == 1:
+        yield
+        return
+    nb.set_num_threads(1)
+    try:
+        yield
+    finally:
+        nb.set_num_threads(prev)
 
 
 # --------------------------------------------------------------------------------------------
@@ -358,14 +376,16 @@ def layer_fluxes(deg: np.ndarray, u: np.ndarray) -> np.ndarray:
     ``deg`` and ``u`` are padded level-0 arrays; face 0 is the inlet (u = 0) face.
     """
     out = np.zeros(deg.shape[0] - 1, dtype=np.float64)
-    _layer_fluxes(deg, u, out)
+    with _threads_for(deg.size):
+        _layer_fluxes(deg, u, out)
     return out
 
 
 def padded_degree(mask: np.ndarray) -> np.ndarray:
     """Padded uint8 degree array (shape + 2 on every axis) of a C-contiguous uint8 mask."""
     deg = np.zeros(tuple(s + 2 for s in mask.shape), dtype=np.uint8)
-    _degree(mask, deg)
+    with _threads_for(deg.size):
+        _degree(mask, deg)
     return deg
 
 
@@ -406,6 +426,10 @@ class Hierarchy:
         _fine_gs(m, r, z, 0)
 
     def _coarse_cycle(self, ell: int) -> None:
+        with _threads_for(self.levels[ell].diag.size):
+            self._coarse_cycle_body(ell)
+
+    def _coarse_cycle_body(self, ell: int) -> None:
         lv = self.levels[ell]
         if ell == len(self.levels) - 1:
             lv.x[...] = 0.0
@@ -418,7 +442,7 @@ class Hierarchy:
         _coarse_gs(lv.cz, lv.cy, lv.cx, lv.diag, lv.b, lv.x, 1)
         nxt = self.levels[ell + 1]
         _coarse_restrict(lv.cz, lv.cy, lv.cx, lv.diag, lv.b, lv.x, nxt.b)
-        self._coarse_cycle(ell + 1)
+        self._coarse_cycle_body(ell + 1)
         _coarse_prolong(lv.diag, nxt.x, lv.x, self.omega)
         _coarse_gs(lv.cz, lv.cy, lv.cx, lv.diag, lv.b, lv.x, 1)
         _coarse_gs(lv.cz, lv.cy, lv.cx, lv.diag, lv.b, lv.x, 0)
@@ -514,7 +538,13 @@ def _direct_fine(deg: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     return out
 
 
-def pcg(
+def pcg(deg: np.ndarray, x: np.ndarray, **kwargs: object) -> tuple[int, float, bool]:
+    """Solve the phase Laplace system in place (see :func:`_pcg` for the arguments)."""
+    with _threads_for(deg.size):
+        return _pcg(deg, x, **kwargs)  # type: ignore[arg-type]
+
+
+def _pcg(
     deg: np.ndarray,
     x: np.ndarray,
     *,
