@@ -118,9 +118,8 @@ def findings(df: Any, *, networks: Sequence[str], baseline: str = "triquadratic"
                         total += 1
                         ok = _better(v, b, hib)
                         wins += ok
-                        if not ok or metric in ("accuracy", "surface_accuracy"):
-                            det.append(f"{src}, α={a}, {label}: {n} {v:.4g} vs {baseline} "
-                                       f"{b:.4g} -> {'better' if ok else 'NOT better'}")
+                        det.append(f"{src}, α={a}, {label}: {n} {v:.4g} vs {baseline} "
+                                   f"{b:.4g} -> {'better' if ok else 'NOT better'}")
         verdict = ("not tested" if total == 0 else "supported" if wins == total else
                    "partly supported" if wins >= total / 2 else "not supported")
         det.insert(0, f"networks better than {baseline} in {wins} of {total} comparisons "
