@@ -74,6 +74,8 @@ _LAZY: dict[str, str] = {
     "fit_threshold": "twinsr.sr",
     "load_model": "twinsr.sr",
     "superresolve": "twinsr.sr",
+    # out-of-core / distributed inference
+    "superresolve_zarr": "twinsr.scale",
     # the study
     "StudyConfig": "twinsr.study",
     "run_study": "twinsr.study",

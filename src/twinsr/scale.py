@@ -1,0 +1,261 @@
+"""Out-of-core, resumable super-resolution with Zarr + Dask: volumes larger than memory.
+
+:func:`superresolve_zarr` reads the LR volume lazily (Zarr, HDF5 or an in-memory array), cuts it
+into ``chunk³`` blocks extended by the network's receptive field (``dask.array.overlap`` with
+``boundary="none"``), runs each block through the network, and writes the HR result block by
+block into a Zarr store whose chunks are the HR images of the LR blocks. Because each extended
+block stops at the true volume border (where the network's own zero padding applies) and the
+halo covers the receptive field, the result equals :func:`twinsr.sr.superresolve` (untiled
+inference) to float32 round-off.
+
+Only one HR block is in memory per worker, so the HR volume never has to fit in RAM. The same
+code runs on a laptop (threaded scheduler), a workstation, or a Dask cluster (an active
+``dask.distributed.Client`` is used automatically; the output store must then be on a shared
+file system).
+
+Resumable: every finished block leaves a marker in ``<out>.partial/.twinsr-done/``; rerunning
+the same call skips finished blocks. The store is renamed to ``out`` only when every block is
+done, so ``out`` is never half-written.
+
+Memory: the LR input channels are held in memory for models with diffusion inputs (the Laplace
+solve is global; LR is α³ times smaller than HR); binary models read the LR lazily.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from twinsr._validation import as_binary_volume, check_axis, resolve_device
+from twinsr.exceptions import VolumeError, VolumeFileError
+
+__all__ = ["superresolve_zarr"]
+
+log = logging.getLogger(__name__)
+
+_DONE = ".twinsr-done"
+
+
+def _lazy_lr(lr: object, key: str | None) -> Any:
+    """A dask array (Z, Y, X) for a path (zarr/h5 lazily, other formats in memory) or array."""
+    import dask.array as da
+
+    if isinstance(lr, da.Array):
+        return lr
+    if isinstance(lr, (str, os.PathLike)):
+        p = Path(lr)
+        suffix = p.suffix.lower()
+        if suffix == ".zarr" and p.exists():
+            import zarr
+
+            node = zarr.open(str(p), mode="r")
+            if isinstance(node, zarr.Group):
+                node = node[key or "image"]
+            return da.from_zarr(node)
+        from twinsr.io import read_volume
+
+        return da.from_array(read_volume(p, key=key))
+    return da.from_array(np.asarray(lr))
+
+
+def superresolve_zarr(
+    lr: object,
+    model: Any,
+    out: str | os.PathLike[str],
+    *,
+    chunk: int = 64,
+    key: str | None = None,
+    device: str = "auto",
+    probabilities: bool = False,
+    axis: int = 0,
+    workers: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Super-resolve ``lr`` by the model's α into a Zarr store, block by block, resumably.
+
+    Parameters
+    ----------
+    lr : array_like (Z, Y, X), dask array, or path
+        Binary LR volume (1 = solid, 0 = pore). A ``.zarr`` path is read lazily.
+    model : SRModel or path
+        A loaded :class:`twinsr.sr.SRModel`, a bundle file or a training run folder.
+    out : path
+        Output ``.zarr`` store; array at the root, uint8 {0, 1} (or float32 probabilities),
+        chunks of ``(α·chunk)³``, with the model's metadata in the attributes.
+    chunk : int
+        LR block edge (working memory per worker ≈ (chunk + 2·halo)³·α³·channels·4 bytes ×
+        the network width).
+    key : str, optional
+        Array name inside a Zarr group / HDF5 / npz input.
+    device : str
+        "auto", "cpu" or "cuda[:N]".
+    probabilities : bool
+        Store float32 probabilities instead of the thresholded binary volume.
+    axis : int
+        Transport axis of the diffusion channels (diffusion-informed models).
+    workers : int
+        Threads of the local scheduler (ignored under a distributed client). On a CPU, 1 lets
+        torch use all cores inside each block.
+    progress : callable(done, total), optional
+        Called after every block (local schedulers).
+
+    Returns
+    -------
+    pathlib.Path
+        ``out``.
+
+    Raises
+    ------
+    VolumeError
+        Not 3-D / not binary input, bad ``chunk``.
+    VolumeFileError
+        ``out`` is not a ``.zarr`` path, or exists already.
+
+    Examples
+    --------
+    >>> from twinsr.sr import SRModel, SRResNet3d
+    >>> m = SRModel(SRResNet3d(1, 2, channels=4, blocks=1), alpha=2, inputs="bin", threshold=0.5)
+    >>> superresolve_zarr(np.zeros((8, 8, 8), np.uint8), m, "/tmp/sr.zarr", chunk=4)  # doctest: +SKIP
+    """
+    import dask
+    import dask.array as da
+    import torch
+    import zarr
+
+    from twinsr.sr.bundle import SRModel, load_model
+    from twinsr.sr.infer import lr_input_channels
+
+    if not isinstance(model, SRModel):
+        model = load_model(model)
+    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+        raise VolumeError(f"`chunk` must be a positive integer (LR voxels), got {chunk!r}")
+    out = Path(out)
+    if out.suffix.lower() != ".zarr":
+        raise VolumeFileError(f"`out` must be a .zarr store for out-of-core output, got {out.name}")
+    if out.exists():
+        raise VolumeFileError(f"{out} exists already; remove it or choose another output path")
+    axis = check_axis(axis)
+    dev = resolve_device(device)
+
+    x = _lazy_lr(lr, key)
+    if x.ndim != 3:
+        raise VolumeError(f"`lr` must be 3-D, got ndim={x.ndim} (shape {x.shape})")
+    a, halo, chunk = model.alpha, model.halo, int(chunk)
+    if model.inputs == "bin":
+        x = x.map_blocks(lambda b: as_binary_volume(b, "lr"), dtype=np.uint8)
+        chans = x[None].astype(np.float32)
+    else:  # diffusion channels are global: solve on the whole LR volume
+        lr_np = as_binary_volume(np.asarray(x), "lr")
+        stack = np.stack([c.astype(np.float32) for c in
+                          lr_input_channels(lr_np, model.inputs, axis=axis, device=device)])
+        chans = da.from_array(stack)
+    chunk = max(chunk, halo)  # dask's overlap needs blocks at least as deep as the halo
+    chans = chans.rechunk((model.in_channels, *(_block_chunks(n, chunk, halo) for n in chans.shape[1:])))
+    n_blocks = [len(c) for c in chans.chunks[1:]]
+    total = int(np.prod(n_blocks))
+    shape_hr = tuple(a * s for s in chans.shape[1:])
+
+    partial = out.with_name(out.name + ".partial")
+    done_dir = partial / _DONE
+    settings = {"shape_lr": list(chans.shape[1:]), "alpha": a, "chunk": chunk,
+                "probabilities": bool(probabilities), "threshold": float(model.threshold),
+                "inputs": model.inputs, "axis": axis}
+    dtype = np.float32 if probabilities else np.uint8
+    if partial.exists():
+        prev = json.loads((partial / ".twinsr-settings.json").read_text()) \
+            if (partial / ".twinsr-settings.json").exists() else None
+        if prev != settings:
+            raise VolumeFileError(
+                f"{partial} holds an interrupted run with other settings ({prev}); remove it "
+                "or rerun with the same model and options to resume"
+            )
+        store = zarr.open_array(str(partial), mode="r+")
+        log.info("resuming %s: %d of %d blocks done", out, len(os.listdir(done_dir)), total)
+    else:
+        store = zarr.create_array(store=str(partial), shape=shape_hr, dtype=dtype,
+                                  chunks=tuple(a * chunk for _ in range(3)), fill_value=0)
+        store.attrs["twinsr_metadata"] = json.dumps({"model": model.metadata, **settings},
+                                                    default=str)
+        done_dir.mkdir(parents=True, exist_ok=True)
+        (partial / ".twinsr-settings.json").write_text(json.dumps(settings))
+
+    net = model.network.to(dev).eval()
+    thr = float(model.threshold)
+    offsets = [np.concatenate([[0], np.cumsum(c)[:-1]]) for c in chans.chunks[1:]]
+
+    def run_block(blk: np.ndarray, block_info: dict | None = None) -> np.ndarray:
+        loc = block_info[0]["chunk-location"][1:]  # type: ignore[index]
+        marker = done_dir / "_".join(map(str, loc))
+        if marker.exists():  # finished in an earlier, interrupted run
+            return np.ones((1, 1, 1, 1), np.uint8)
+        # interior sides were extended by `halo`; sides at the volume border were not
+        lo_ext = [0 if i == 0 else halo for i in loc]
+        hi_ext = [0 if i == n - 1 else halo for i, n in zip(loc, n_blocks, strict=True)]
+        with torch.inference_mode():
+            t = torch.from_numpy(np.ascontiguousarray(blk, dtype=np.float32))[None].to(dev)
+            p = torch.sigmoid(net(t))[0, 0]
+        core = tuple(slice(a * lo, p.shape[d] - a * hi)
+                     for d, (lo, hi) in enumerate(zip(lo_ext, hi_ext, strict=True)))
+        p = p[core]
+        res = p.float().cpu().numpy() if probabilities else (p >= thr).to(torch.uint8).cpu().numpy()
+        start = [a * int(off[i]) for off, i in zip(offsets, loc, strict=True)]
+        store[tuple(slice(s, s + n) for s, n in zip(start, res.shape, strict=True))] = res
+        marker.touch()
+        return np.ones((1, 1, 1, 1), np.uint8)
+
+    ext = da.overlap.overlap(chans, depth={0: 0, 1: halo, 2: halo, 3: halo}, boundary="none")
+    flags = ext.map_blocks(run_block, dtype=np.uint8,
+                           chunks=((1,), *((1,) * n for n in n_blocks)))
+    if _distributed_client() is not None:
+        flags.compute()
+    else:
+        from dask.callbacks import Callback
+
+        seen = [0]
+        name = flags.name
+
+        def posttask(key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
+            if progress is not None and isinstance(key, tuple) and key[0] == name:
+                seen[0] += 1
+                progress(seen[0], total)
+
+        with dask.config.set(scheduler="threads", num_workers=int(workers)), \
+                Callback(posttask=posttask):
+            flags.compute()
+    n_done = len(os.listdir(done_dir))
+    if n_done != total:
+        raise VolumeFileError(f"only {n_done} of {total} blocks were written to {partial}; "
+                              "rerun to resume")
+    shutil.rmtree(done_dir)
+    (partial / ".twinsr-settings.json").unlink()
+    os.replace(partial, out)  # out does not exist (checked above): an atomic rename
+    return out
+
+
+def _block_chunks(size: int, chunk: int, halo: int) -> tuple[int, ...]:
+    """Block sizes along one axis: ``chunk`` each, a last remainder shorter than ``halo`` merged
+    into the block before it (so that no block is thinner than the halo)."""
+    sizes = [chunk] * (size // chunk) + ([size % chunk] if size % chunk else [])
+    if len(sizes) > 1 and sizes[-1] < halo:
+        rest = sizes.pop()
+        sizes[-1] += rest
+    return tuple(sizes) if sizes else (size,)
+
+
+def _distributed_client() -> Any:
+    """The active dask.distributed client, or None (also when distributed is not installed)."""
+    try:
+        from distributed import get_client
+    except ImportError:
+        return None
+    try:
+        return get_client()
+    except ValueError:
+        return None
