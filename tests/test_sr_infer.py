@@ -194,3 +194,19 @@ def test_fit_threshold_bad_input() -> None:
         fit_threshold([np.zeros(3)], [np.zeros(4)])
     with pytest.raises(VolumeError, match="no crops added"):
         PorosityErrorAccumulator().error(0.5)
+
+
+def test_diffu_model_computes_channels_on_the_lr_volume() -> None:
+    from twinsr.transport import diffusion_channels
+
+    rng = np.random.default_rng(4)
+    lr = (rng.random((10, 9, 8)) < 0.45).astype(np.uint8)
+    lr[:, :, 0] = 0  # a straight pore channel and a straight solid wall: both phases percolate
+    lr[:, :, -1] = 1
+    m = _model(2, inputs="diffu")
+    d = diffusion_channels(lr, axis=1, device="cpu")
+    ref = _untiled(m, np.concatenate([lr[None].astype(np.float32), d]))
+    out = superresolve(lr, m, tile=4, axis=1, device="cpu", probabilities=True)
+    assert np.abs(out - ref).max() < 1e-5
+    other_axis = superresolve(lr, m, tile=4, axis=0, device="cpu", probabilities=True)
+    assert np.abs(other_axis - ref).max() > 1e-4

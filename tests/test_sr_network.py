@@ -23,6 +23,17 @@ def test_output_shape_every_alpha_and_inputs(alpha: int, in_channels: int) -> No
     assert float(p.min()) > 0 and float(p.max()) < 1
 
 
+@pytest.mark.parametrize("alpha", [2, 4, 8])
+def test_tapered_network(alpha: int) -> None:
+    net = SRResNet3d(1, alpha, channels=16, blocks=1, taper=True)
+    assert net.widths == (16, 8, 4, 4)[: int(np.log2(alpha)) + 1]
+    assert net.tail.in_channels == net.widths[-1]
+    assert net(torch.zeros(1, 1, 3, 3, 3)).shape == (1, 1, 3 * alpha, 3 * alpha, 3 * alpha)
+    assert net.arch_kwargs()["taper"] is True
+    plain = SRResNet3d(1, alpha, channels=16, blocks=1)
+    assert sum(p.numel() for p in net.parameters()) < sum(p.numel() for p in plain.parameters())
+
+
 def test_pixel_shuffle_and_unshuffle_are_inverse() -> None:
     g = torch.Generator().manual_seed(0)
     for r in (1, 2, 3):
@@ -81,10 +92,10 @@ def test_no_normalisation_layers() -> None:
     assert net.halo == receptive_field(8, 8) == 2 * 8 + 3 + 3
 
 
-@pytest.mark.parametrize("alpha", [2, 4])
-def test_receptive_field_bounds_dependence(alpha: int) -> None:
+@pytest.mark.parametrize(("alpha", "taper"), [(2, False), (4, False), (4, True)])
+def test_receptive_field_bounds_dependence(alpha: int, taper: bool) -> None:
     torch.manual_seed(0)
-    net = SRResNet3d(1, alpha, channels=4, blocks=1).eval()
+    net = SRResNet3d(1, alpha, channels=8, blocks=1, taper=taper).eval()
     n, j = 21, 10
     x = torch.rand(1, 1, n, n, n)
     x2 = x.clone()

@@ -27,7 +27,7 @@ class TrainConfig(BaseModel):
 
     Attributes
     ----------
-    channels, blocks, res_scale
+    channels, blocks, res_scale, taper
         Architecture of :class:`~twinsr.sr.network.SRResNet3d`.
     crop
         LR crop edge n (HR crop edge α·n); paper 24. ``crop_per_alpha`` overrides it per α.
@@ -62,6 +62,7 @@ class TrainConfig(BaseModel):
     channels: int = Field(64, ge=1)
     blocks: int = Field(8, ge=0)
     res_scale: float = Field(1.0, gt=0)
+    taper: bool = False
     crop: int = Field(24, ge=2)
     crop_per_alpha: dict[int, int] = Field(default_factory=dict)
     batch_size: int | None = Field(None, ge=1)

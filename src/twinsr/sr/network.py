@@ -5,8 +5,13 @@ Layers of :class:`SRResNet3d` (``C`` = ``channels``, ``B`` = ``blocks``, ``s`` =
     head   Conv3d(in_channels -> C, k=3, pad=1)                                   [LR grid]
     body   B x ResBlock: x + res_scale * Conv3d(C->C,k3) (ReLU (Conv3d(C->C,k3) x))  [LR grid]
     mid    Conv3d(C -> C, k=3, pad=1), then the global skip  mid(body(h)) + h         [LR grid]
-    up     log2(s) x [Conv3d(C -> 8C, k=3, pad=1) -> PixelShuffle3d(2) -> ReLU]     [LR -> HR]
-    tail   Conv3d(C -> 1, k=3, pad=1)                                              [HR grid]
+    up     log2(s) x [Conv3d(C_k-1 -> 8C_k, k=3, pad=1) -> PixelShuffle3d(2) -> ReLU] [LR -> HR]
+    tail   Conv3d(C_K -> 1, k=3, pad=1)                                            [HR grid]
+
+with C_k = C for the plain SRResNet (``taper=False``, the paper-style network) or
+C_k = max(4, C / 2^k) with ``taper=True``: the feature width halves at every upsampling stage,
+which cuts the cost of the fine grids (at α = 8 the last up-convolution dominates: 3.5 of 4.3
+GMAC per 10³ LR crop with C = 16) by about 30× for CPU training.
 
 ``forward`` returns **logits** of the solid phase (train with ``BCEWithLogitsLoss``); the
 sigmoid is applied by :meth:`SRResNet3d.predict` and by :func:`twinsr.sr.infer.superresolve`.
@@ -125,11 +130,12 @@ class ResBlock3d(nn.Module):
 
 
 class _UpStage(nn.Module):
-    """Conv3d(C -> 8C, k=3) -> PixelShuffle3d(2) -> ReLU: doubles every spatial axis."""
+    """Conv3d(C_in -> 8·C_out, k=3) -> PixelShuffle3d(2) -> ReLU: doubles every spatial axis."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, out_channels: int | None = None) -> None:
         super().__init__()
-        self.conv = nn.Conv3d(channels, channels * 8, 3, padding=1)
+        c_out = channels if out_channels is None else out_channels
+        self.conv = nn.Conv3d(channels, c_out * 8, 3, padding=1)
         self.shuffle = PixelShuffle3d(2)
         self.act = nn.ReLU(inplace=True)
 
@@ -180,6 +186,8 @@ class SRResNet3d(nn.Module):
         Number of residual blocks (paper: 8).
     res_scale : float
         Scaling of each residual branch (1.0 = plain SRResNet; < 1 stabilises wide networks).
+    taper : bool
+        Halve the feature width at every upsampling stage (minimum 4), see the module notes.
 
     Notes
     -----
@@ -210,6 +218,7 @@ class SRResNet3d(nn.Module):
         channels: int = 64,
         blocks: int = 8,
         res_scale: float = 1.0,
+        taper: bool = False,
     ) -> None:
         super().__init__()
         if isinstance(in_channels, bool) or in_channels not in SUPPORTED_IN_CHANNELS:
@@ -222,11 +231,17 @@ class SRResNet3d(nn.Module):
         self.channels = _check_int(channels, "channels")
         self.blocks = _check_int(blocks, "blocks", minimum=0)
         self.res_scale = float(res_scale)
+        self.taper = bool(taper)
+        widths = [self.channels]
+        for k in range(1, int(math.log2(self.scale)) + 1):
+            widths.append(max(4, self.channels >> k) if self.taper else self.channels)
+        self.widths = tuple(widths)
         self.head = nn.Conv3d(self.in_channels, self.channels, 3, padding=1)
         self.body = nn.Sequential(*[ResBlock3d(self.channels, res_scale) for _ in range(blocks)])
         self.mid = nn.Conv3d(self.channels, self.channels, 3, padding=1)
-        self.up = nn.Sequential(*[_UpStage(self.channels) for _ in range(int(math.log2(scale)))])
-        self.tail = nn.Conv3d(self.channels, 1, 3, padding=1)
+        self.up = nn.Sequential(*[_UpStage(widths[k], widths[k + 1])
+                                  for k in range(len(widths) - 1)])
+        self.tail = nn.Conv3d(widths[-1], 1, 3, padding=1)
 
     @property
     def halo(self) -> int:
@@ -241,7 +256,7 @@ class SRResNet3d(nn.Module):
     def arch_kwargs(self) -> dict[str, int | float]:
         """The constructor arguments, to rebuild the same architecture."""
         return {"in_channels": self.in_channels, "scale": self.scale, "channels": self.channels,
-                "blocks": self.blocks, "res_scale": self.res_scale}
+                "blocks": self.blocks, "res_scale": self.res_scale, "taper": self.taper}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 5 or x.shape[1] != self.in_channels:

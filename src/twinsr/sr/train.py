@@ -139,7 +139,7 @@ def _build_network(in_channels: int, alpha: int, cfg: TrainConfig) -> SRResNet3d
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         return SRResNet3d(in_channels, alpha, channels=cfg.channels, blocks=cfg.blocks,
-                          res_scale=cfg.res_scale)
+                          res_scale=cfg.res_scale, taper=cfg.taper)
 
 
 def _config_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
