@@ -1,9 +1,11 @@
-"""Numba kernels for shortest paths inside one phase: multi-source Dijkstra on the voxel graph
-(6-, 18- or 26-neighbour, steps 1, sqrt 2, sqrt 3) and first-order fast marching, both with an
-indexed binary heap over a zero-padded grid (no bounds checks, no edge lists).
+"""Numba kernels for shortest paths inside one phase over a zero-padded grid (no bounds checks,
+no edge lists): multi-source Dijkstra on the 6-, 18- or 26-neighbour voxel graph (steps 1, √2,
+√3) with one FIFO queue per step length, and first-order fast marching with an indexed binary
+heap. (:func:`_dijkstra` is the plain binary-heap Dijkstra, kept as a cross-check.)
 
-Memory: a float64 distance (8 B/voxel), heap and heap-position arrays (4 B/voxel each) and the
-padded uint8 phase (1 B/voxel): about 17 bytes per voxel of the bounding box.
+Memory: a float64 distance (8 B/voxel), the padded uint8 phase, a done flag and target flags
+(1 B/voxel each), plus the queues (8 B per live entry) or, for fast marching, heap and position
+arrays (4 B/voxel each): about 11–19 bytes per voxel of the bounding box.
 """
 
 from __future__ import annotations
@@ -110,6 +112,76 @@ def _dijkstra(ph, deltas, weights, dist, sources, n_targets, target_flag):  # pr
                 _sift_up(heap, pos, dist, h)
 
 
+@nb.njit(cache=True)
+def _dijkstra_queues(ph, deltas, wclass, wvalues, dist, sources, n_targets,
+                     target_flag):  # pragma: no cover - compiled
+    """Multi-source Dijkstra for graphs with a few distinct step lengths (Dial-like FIFO queues).
+
+    One FIFO queue per step length: a voxel relaxed through a step of length w_k is appended to
+    queue k. Voxels are settled in non-decreasing distance, so each queue's insertion keys
+    (dist[settled] + w_k) are non-decreasing and the smallest tentative distance is at the head of
+    one of the queues: O(1) per operation instead of a heap's O(log n), with the same distances
+    (min over settled neighbours of dist + w, as in any Dijkstra). Stale entries are skipped.
+    """
+    n_q = wvalues.size
+    cap = max(1024, 4 * sources.size)
+    buf = np.empty((n_q, cap), dtype=np.int64)
+    head = np.zeros(n_q, dtype=np.int64)
+    count = np.zeros(n_q, dtype=np.int64)
+    done = np.zeros(ph.size, dtype=np.uint8)
+    for s in sources:
+        dist[s] = 0.0
+    # sources go into queue 0 (all keys 0)
+    for t in range(sources.size):
+        buf[0, t] = sources[t]
+    count[0] = sources.size
+    remaining = n_targets
+    nd = deltas.size
+    while remaining > 0:
+        best = -1
+        best_d = np.inf
+        for q in range(n_q):
+            while count[q] > 0:  # drop settled heads
+                v = buf[q, head[q]]
+                if done[v]:
+                    head[q] = (head[q] + 1) % cap
+                    count[q] -= 1
+                else:
+                    break
+            if count[q] > 0:
+                dv = dist[buf[q, head[q]]]
+                if dv < best_d:
+                    best_d = dv
+                    best = q
+        if best < 0:
+            break
+        v = buf[best, head[best]]
+        head[best] = (head[best] + 1) % cap
+        count[best] -= 1
+        done[v] = 1
+        if target_flag[v]:
+            remaining -= 1
+        for t in range(nd):
+            u = v + deltas[t]
+            if ph[u] == 0 or done[u]:
+                continue
+            alt = best_d + wvalues[wclass[t]]
+            if alt < dist[u]:
+                dist[u] = alt
+                q = wclass[t]
+                if count[q] == cap:  # grow every ring buffer, unrolling them in order
+                    new_cap = 2 * cap
+                    nbuf = np.empty((n_q, new_cap), dtype=np.int64)
+                    for qq in range(n_q):
+                        for e in range(count[qq]):
+                            nbuf[qq, e] = buf[qq, (head[qq] + e) % cap]
+                        head[qq] = 0
+                    buf = nbuf
+                    cap = new_cap
+                buf[q, (head[q] + count[q]) % cap] = u
+                count[q] += 1
+
+
 @nb.njit(inline="always")
 def _eikonal(a, b, c):  # pragma: no cover - compiled
     """Solve the first-order upwind eikonal update (unit speed) from the three axis minima."""
@@ -194,9 +266,13 @@ def distance_to_outlet(phase_mask: np.ndarray, metric: str) -> np.ndarray:
     ph[1:-1, 1:-1, 1:-1] = phase_mask
     strides = np.array([(n1 + 2) * (n2 + 2), n2 + 2, 1], dtype=np.int64)
     flat = ph.reshape(-1)
-    idx = np.arange(flat.size, dtype=np.int64).reshape(ph.shape)
-    out_layer = idx[n0, 1:-1, 1:-1][phase_mask[n0 - 1] > 0]
-    in_layer = idx[1, 1:-1, 1:-1][phase_mask[0] > 0]
+
+    def layer_indices(layer: int, plane: np.ndarray) -> np.ndarray:
+        j, k = np.nonzero(plane)
+        return layer * strides[0] + (j + 1) * strides[1] + (k + 1)
+
+    out_layer = layer_indices(n0, phase_mask[n0 - 1]).astype(np.int64)
+    in_layer = layer_indices(1, phase_mask[0]).astype(np.int64)
     target = np.zeros(flat.size, dtype=np.uint8)
     target[in_layer] = 1
     dist = np.full(flat.size, np.inf, dtype=np.float64)
@@ -206,7 +282,9 @@ def distance_to_outlet(phase_mask: np.ndarray, metric: str) -> np.ndarray:
         else:
             offs, wts = neighbour_offsets(metric)
             deltas = offs @ strides
-            _dijkstra(flat, deltas, wts, dist, out_layer, in_layer.size, target)
+            wvalues, wclass = np.unique(wts, return_inverse=True)
+            _dijkstra_queues(flat, deltas, wclass.astype(np.int64), wvalues, dist, out_layer,
+                             in_layer.size, target)
     res = dist.reshape(ph.shape)[1, 1:-1, 1:-1].copy()
     res[phase_mask[0] == 0] = np.nan
     return res

@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 ProgressCallback = Callable[[int, float], object]
 
 _PHASE_NAMES = {0: "pore", 1: "solid"}
+# Below this relative tolerance the CG vectors are float64 (float32 residuals stall near 1e-7).
+_FLOAT32_TOL = 1e-7
 
 
 @dataclass(frozen=True)
@@ -185,13 +187,15 @@ def _solve_t(
     if backend == "cpu":
         deg = mg.padded_degree(cl.mask)
         shape = deg.shape
-        if work is not None and work.get("shape") == shape:
+        # float32 CG vectors unless the tolerance is below what float32 residuals can resolve
+        wdtype = np.float64 if tol < _FLOAT32_TOL else np.float32
+        if work is not None and work.get("shape") == shape and work["vecs"][0].dtype == wdtype:
             x, vecs = work["x"], work["vecs"]
             for v in vecs:  # the kernels assume zeros outside this phase's unknowns
                 v.fill(0.0)
         else:
             x = np.zeros(shape, np.float64)
-            vecs = [np.zeros(shape, np.float32) for _ in range(4)]
+            vecs = [np.zeros(shape, wdtype) for _ in range(4)]
             if work is not None:
                 work.update(shape=shape, x=x, vecs=vecs)
         inner = x[1:-1, 1:-1, 1:-1]
@@ -277,7 +281,8 @@ def solve_laplace(
     -----
     Discretisation and cluster rules: see the module docstring (voxel finite-volume equivalent of
     the paper's FEM, spec §2.1.4, Eqs. (7)–(8)). Peak memory about 30 bytes per voxel on CPU
-    (float64 solution, four float32 CG vectors, coarse levels, cluster labels during set-up).
+    (float64 solution, four float32 CG vectors, coarse levels, cluster labels during set-up);
+    ``tol < 1e-7`` switches the CG vectors to float64 (about 46 bytes per voxel).
 
     References
     ----------
