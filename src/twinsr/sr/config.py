@@ -4,8 +4,9 @@
 (α ∈ {2, 4}) or 1 (α = 8), at most 1000 epochs × 400 steps, validation on 30 crops after every
 epoch, early stopping after 10 epochs without improvement.
 
-``quick`` trains one network in a few minutes on 2 CPU cores: 16 channels, 4 blocks, smaller
-crops at α = 4 and 8 (so the (αn)³ HR crop stays affordable), short epochs, a time budget.
+``quick`` trains one network in a few minutes on 2 CPU cores: 16 channels, 4 blocks, tapered
+upsampling stages (``taper=True``, 1.6–2.6× faster steps on CPU), smaller crops at α = 4 and 8
+(so the (αn)³ HR crop stays affordable), short epochs, a 300 s time budget.
 ``demo`` is smaller still and meant for α = 2 only (a few minutes on 2 cores).
 """
 
@@ -141,12 +142,14 @@ class TrainConfig(BaseModel):
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     "quick": {
-        "channels": 16, "blocks": 4, "crop": 16, "crop_per_alpha": {2: 16, 4: 12, 8: 10},
+        "channels": 16, "blocks": 4, "taper": True, "crop": 16,
+        "crop_per_alpha": {2: 16, 4: 12, 8: 10},
         "batch_per_alpha": {2: 8, 4: 4, 8: 2}, "epochs": 40, "steps_per_epoch": 20,
         "lr": 1e-3, "patience": 6, "val_crops": 12, "max_seconds": 300.0, "tile": 32,
     },
     "demo": {
-        "channels": 12, "blocks": 2, "crop": 16, "crop_per_alpha": {2: 16, 4: 10, 8: 8},
+        "channels": 12, "blocks": 2, "taper": True, "crop": 16,
+        "crop_per_alpha": {2: 16, 4: 10, 8: 8},
         "batch_per_alpha": {2: 8, 4: 4, 8: 2}, "epochs": 30, "steps_per_epoch": 15,
         "lr": 2e-3, "patience": 5, "val_crops": 8, "max_seconds": 180.0, "tile": 32,
     },
