@@ -307,7 +307,7 @@ def generate(
     shape: Annotated[list[int], typer.Option(
         "--shape", help="Edge in voxels: once for a cube, or three times for Z Y X.")],
     n: Annotated[int, typer.Option("-n", "--n", help="Number of realizations.")] = 1,
-    seed: Annotated[int, typer.Option("--seed", help="Base seed (realization i uses [seed, i]).")
+    seed: Annotated[int, typer.Option("--seed", help="Base seed (realization i is seeded with (seed, i)).")
                     ] = 0,
     fmt: Annotated[str, typer.Option("--format", help="tif, npy, npz, zarr, h5 or raw.")] = "tif",
     overwrite: Annotated[bool, typer.Option(
