@@ -108,7 +108,7 @@ def test_resume_equals_uninterrupted(db: Database, tmp_path: Path) -> None:
     assert res.threshold == full.threshold
     # resuming a finished run trains nothing more
     again = train(db, alpha=2, out_dir=tmp_path / "cut", config=cfg, resume=True, device="cpu")
-    assert again.epochs_run == 3
+    assert again.epochs_run == 3 and again.seconds == 0.0 and again.threshold == res.threshold
 
 
 def test_transfer_copies_exactly_coinciding_layers(db: Database, tmp_path: Path) -> None:

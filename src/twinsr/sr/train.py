@@ -309,6 +309,15 @@ def train(
         log.info("resuming %s after epoch %d", out, start_epoch)
     elif resume:
         log.info("no checkpoint in %s; starting a new run", out)
+    if finished and (out / BUNDLE_NAME).exists():
+        with contextlib.suppress(BundleError):
+            done = load_model(out / BUNDLE_NAME, alpha=alpha, inputs=inputs)
+            log.info("run %s is already complete; nothing to do", out)
+            return TrainResult(bundle_path=out / BUNDLE_NAME, epochs_run=len(history),
+                               best_epoch=best_epoch, best_val_loss=best_val,
+                               stopped_early=bad_epochs >= cfg.patience,
+                               threshold=done.threshold, history=history, seconds=0.0,
+                               device=dev, transferred=tuple(transferred), run_dir=out)
     if init_from is not None and start_epoch == 0:
         src_state, src_alpha = _resolve_init(init_from)
         if src_alpha * 2 != alpha:
