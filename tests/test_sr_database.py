@@ -158,3 +158,26 @@ def test_with_chi_square_model_and_diffusion(tmp_path: Path) -> None:
     lr, _hr = db.pairs("val", 2, inputs="diffu")[0]
     assert lr.shape == (3, 8, 8, 8)
     assert np.all(lr[1][lr[0] == 1] == 0) and np.all(lr[2][lr[0] == 0] == 0)
+
+
+def test_cli_database(tmp_path: Path) -> None:
+    stochastic = pytest.importorskip("twinsr.stochastic")
+    if not hasattr(stochastic, "ChiSquareModel"):
+        pytest.skip("ChiSquareModel not available")
+    from typer.testing import CliRunner
+
+    from twinsr.cli import app
+
+    p = tmp_path / "params.json"
+    p.write_text(json.dumps(stochastic.ChiSquareModel(nu=1.4, gamma=0.2).to_dict()))
+    runner = CliRunner()
+    args = ["database", str(p), "-o", str(tmp_path / "db"), "--n", "3", "--shape", "16",
+            "--alphas", "2,4", "--split", "1,1,1", "--no-diffusion"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    db = open_database(tmp_path / "db")
+    assert db.alphas == (2, 4) and len(db.entries("test")) == 1
+    r = runner.invoke(app, [*args[:-1], "--alphas", "2,x"])
+    assert r.exit_code == 1 and "comma-separated integers" in r.output
+    r = runner.invoke(app, [*args, "--seed", "5"])
+    assert r.exit_code == 1 and "other settings" in r.output
