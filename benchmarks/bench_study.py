@@ -84,9 +84,10 @@ def main() -> None:
     misses = [f"{s} α={a} {n} {m}" for s, a, n, m, ok in beats if not ok]
     body = (
         f"Preset **{args.preset}** run end to end with `run_study` (calibrate → database → train "
-        f"→ evaluate → table → figures → report). Wall-clock of this invocation "
-        f"{seconds / 60:.1f} min (peak RSS increase {peak:.2f} GiB); all runs recorded in "
-        f"steps.json: {total / 60:.1f} min. Device: {res.config.device} → "
+        f"→ evaluate → table → figures → report). **Wall-clock {total / 60:.1f} min** summed over "
+        f"the {len(runs)} invocation(s) in steps.json (a rerun resumes and skips complete "
+        f"steps; this invocation {seconds / 60:.1f} min, peak RSS increase {peak:.2f} GiB). "
+        f"Device: {res.config.device} → "
         f"{json.loads((Path(args.out) / 'study.json').read_text())['device']}.\n\n"
         "### Presets\n\n"
         + table(["preset", "samples", "HR shape", "realizations", "split", "α", "inputs",

@@ -45,6 +45,10 @@ def _quantile(v: np.ndarray, q: float) -> float:
     return float(s[lo] + (pos - lo) * (s[hi] - s[lo]))
 
 
+#: Differences of median accuracy smaller than this are reported as ties (finding 3).
+TIE_TOLERANCE = 5e-4
+
+
 def _median(v: np.ndarray) -> float:
     """Median that treats ``inf`` as a value (NaN only for an empty input)."""
     return _quantile(v, 0.5)
@@ -104,6 +108,7 @@ def findings(df: Any, *, networks: Sequence[str], baseline: str = "triquadratic"
 
     # 1. networks vs interpolation
     det, wins, total = [], 0, 0
+    per_metric: dict[str, list[int]] = {}
     if nets and baseline in present:
         for src in sources:
             for a in alphas:
@@ -118,12 +123,16 @@ def findings(df: Any, *, networks: Sequence[str], baseline: str = "triquadratic"
                         total += 1
                         ok = _better(v, b, hib)
                         wins += ok
+                        per_metric.setdefault(label, [0, 0])
+                        per_metric[label][0] += ok
+                        per_metric[label][1] += 1
                         det.append(f"{src}, α={a}, {label}: {n} {v:.4g} vs {baseline} "
                                    f"{b:.4g} -> {'better' if ok else 'NOT better'}")
         verdict = ("not tested" if total == 0 else "supported" if wins == total else
                    "partly supported" if wins >= total / 2 else "not supported")
         det.insert(0, f"networks better than {baseline} in {wins} of {total} comparisons "
-                      "(median over sub-volumes; source × α × metric × network)")
+                      "(median over sub-volumes; source × α × metric × network): "
+                      + "; ".join(f"{k} {w}/{n}" for k, (w, n) in per_metric.items()))
     else:
         verdict = "not tested"
         det.append(f"needs at least one network and the {baseline} baseline")
@@ -165,17 +174,19 @@ def findings(df: Any, *, networks: Sequence[str], baseline: str = "triquadratic"
                          - _med(df, src, a, "N_bin", "accuracy", "all"))
                 d_sur = (_med(df, src, a, "N_diffu", "surface_accuracy", "all")
                          - _med(df, src, a, "N_bin", "surface_accuracy", "all"))
-                better = d_acc > 0
-                expected = a in (2, 4)
-                agree.append(better == expected)
+                # differences below TIE_TOLERANCE in median accuracy are called a tie
+                verdict_a = ("better" if d_acc > TIE_TOLERANCE else
+                             "worse" if d_acc < -TIE_TOLERANCE else "tie")
+                expected = "better" if a in (2, 4) else "worse"
+                agree.append(verdict_a == expected)
                 det.append(f"α={a}, {src}: N_diffu − N_bin median accuracy {d_acc:+.4f}, "
-                           f"surface accuracy {d_sur:+.4f} -> N_diffu "
-                           f"{'better' if better else 'not better'} (paper: "
-                           f"{'better' if expected else 'slightly worse'})")
+                           f"surface accuracy {d_sur:+.4f} -> N_diffu {verdict_a} "
+                           f"(paper: {'better' if a in (2, 4) else 'slightly worse'})")
         verdict = ("supported" if all(agree) else
                    "partly supported" if any(agree) else "not supported")
     else:
         det.append("needs both N_bin and N_diffu")
+    det.insert(0, f"a median-accuracy difference within ±{TIE_TOLERANCE} counts as a tie")
     out.append(Finding("Diffusion-informed vs binary network",
                        "N_diffu is better at α = 2, 4 and slightly worse at α = 8", verdict, det))
 
