@@ -107,3 +107,21 @@ def test_bad_arguments(tmp_path: Path, lr: np.ndarray) -> None:
         superresolve_zarr(lr[0], m, tmp_path / "z.zarr")
     with pytest.raises(VolumeError, match="must be binary"):
         superresolve_zarr(lr * 3 - 1, m, tmp_path / "w.zarr", device="cpu")
+
+
+def test_cli_zarr_output_is_out_of_core(tmp_path: Path, lr: np.ndarray) -> None:
+    from typer.testing import CliRunner
+
+    from twinsr.cli import app
+    from twinsr.sr import save_bundle
+
+    m = _model()
+    bundle = tmp_path / "m.pt"
+    save_bundle(bundle, m.network, alpha=2, inputs="bin", threshold=0.5,
+                arch_kwargs=m.network.arch_kwargs(), metadata={})
+    src = write_volume(tmp_path / "lr.tif", lr, voxel_size=2.0)
+    res = CliRunner().invoke(app, ["superresolve", str(src), "--model", str(bundle),
+                                   "-o", str(tmp_path / "sr.zarr"), "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    np.testing.assert_array_equal(read_volume(tmp_path / "sr.zarr"), superresolve(lr, m, device="cpu"))
+    assert read_metadata(tmp_path / "sr.zarr")["voxel_size"] == (1.0, 1.0, 1.0)

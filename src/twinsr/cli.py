@@ -420,14 +420,27 @@ def superresolve(
                                                              "file.")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda[:N].")] = "auto",
 ) -> None:
-    """Super-resolve a binary LR volume of any size with a trained model (tiled)."""
+    """Super-resolve a binary LR volume of any size with a trained model (tiled).
+
+    An output ending in .zarr is written out of core, block by block (twinsr.scale): the HR
+    volume never has to fit in memory, and an interrupted run resumes when rerun.
+    """
     from twinsr.io import read_metadata, read_volume, write_volume
     from twinsr.sr import load_model
     from twinsr.sr import superresolve as sr_fn
 
     mdl = load_model(model)
-    im = read_volume(lr, key=key)
     vs = read_metadata(lr, key=key).get("voxel_size")
+    if out.lower().rstrip("/").endswith(".zarr"):
+        from twinsr.scale import superresolve_zarr
+
+        with progress_bar("superresolve (out of core)", total=None) as bar:
+            path = superresolve_zarr(lr, mdl, out, chunk=tile, key=key, device=device,
+                                     probabilities=probabilities, axis=axis, voxel_size=vs,
+                                     progress=lambda d, t: bar.set(d, total=t))
+        echo_json({"output": str(path), "alpha": mdl.alpha, "threshold": mdl.threshold})
+        return
+    im = read_volume(lr, key=key)
     with progress_bar("superresolve", total=None) as bar:
         res = sr_fn(im, mdl, tile=tile, device=device, probabilities=probabilities, axis=axis,
                     progress=lambda d, t: bar.set(d, total=t))

@@ -76,6 +76,8 @@ def superresolve_zarr(
     probabilities: bool = False,
     axis: int = 0,
     workers: int = 1,
+    voxel_size: float | tuple[float, float, float] | None = None,
+    unit: str = "um",
     progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Super-resolve ``lr`` by the model's α into a Zarr store, block by block, resumably.
@@ -103,6 +105,10 @@ def superresolve_zarr(
     workers : int
         Threads of the local scheduler (ignored under a distributed client). On a CPU, 1 lets
         torch use all cores inside each block.
+    voxel_size : float or (z, y, x), optional
+        LR voxel size in ``unit``; the output records the HR voxel size (LR / α).
+    unit : str
+        Unit of ``voxel_size``.
     progress : callable(done, total), optional
         Called after every block (local schedulers).
 
@@ -129,6 +135,7 @@ def superresolve_zarr(
     import torch
     import zarr
 
+    from twinsr.io import _normalize_voxel_size
     from twinsr.sr.bundle import SRModel, load_model
     from twinsr.sr.infer import lr_input_channels
 
@@ -181,8 +188,10 @@ def superresolve_zarr(
     else:
         store = zarr.create_array(store=str(partial), shape=shape_hr, dtype=dtype,
                                   chunks=tuple(a * chunk for _ in range(3)), fill_value=0)
-        store.attrs["twinsr_metadata"] = json.dumps({"model": model.metadata, **settings},
-                                                    default=str)
+        vs = _normalize_voxel_size(voxel_size)
+        store.attrs["twinsr_metadata"] = json.dumps(
+            {"model": model.metadata, **settings, "source": str(lr) if isinstance(lr, (str, os.PathLike))
+             else None, "voxel_size": [v / a for v in vs] if vs else None, "unit": unit}, default=str)
         done_dir.mkdir(parents=True, exist_ok=True)
         (partial / ".twinsr-settings.json").write_text(json.dumps(settings))
 
