@@ -66,6 +66,11 @@ _LAZY: dict[str, str] = {
     # super-resolution networks
     "SRResNet3d": "twinsr.sr",
     "PixelShuffle3d": "twinsr.sr",
+    "PixelUnshuffle3d": "twinsr.sr",
+    "cube_symmetries": "twinsr.sr",
+    "Database": "twinsr.sr",
+    "SRModel": "twinsr.sr",
+    "save_bundle": "twinsr.sr",
     "build_database": "twinsr.sr",
     "open_database": "twinsr.sr",
     "TrainConfig": "twinsr.sr",
