@@ -23,7 +23,7 @@ matters for the last ``α-1`` HR voxels along each axis, which lie beyond the la
 (``x > n-1``); there the linear and quadratic interpolants are continued symmetrically, and
 ``"nearest"`` repeats the last sample. The result equals
 ``scipy.ndimage.map_coordinates(lr, grid, order=1|2, mode="mirror")`` to float32 rounding, but
-is computed axis by axis (about 10-40x faster for 3-D grids, see BENCHMARKS.md).
+is computed axis by axis (about 4-12x faster for 3-D grids, see BENCHMARKS.md).
 """
 
 from __future__ import annotations
