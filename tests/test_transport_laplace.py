@@ -177,3 +177,13 @@ def test_bad_input_diffusion_channels() -> None:
         diffusion_channels(np.zeros((4, 4, 1), np.uint8), axis=2)
     with pytest.raises(VolumeError, match="must be binary"):
         diffusion_channels(np.arange(27).reshape(3, 3, 3))
+
+
+@pytest.mark.gpu
+def test_cuda_backend_matches_numba() -> None:
+    im = blobs((48, 40, 44), seed=9)
+    a = solve_laplace(im, phase=1, device="cpu", tol=1e-8)
+    b = solve_laplace(im, phase=1, device="cuda", tol=1e-8)
+    assert b.device.startswith("cuda") and b.converged
+    np.testing.assert_allclose(b.field, a.field, atol=1e-5)
+    assert abs(b.flux - a.flux) / a.flux < 1e-6

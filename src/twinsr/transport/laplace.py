@@ -33,7 +33,13 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.ndimage as ndi
 
-from twinsr._validation import as_binary_volume, check_axis, check_phase, check_positive
+from twinsr._validation import (
+    as_binary_volume,
+    check_axis,
+    check_memory,
+    check_phase,
+    check_positive,
+)
 from twinsr.exceptions import ConvergenceWarning, NonPercolatingWarning, VolumeError
 from twinsr.transport import _multigrid as mg
 
@@ -176,6 +182,9 @@ def _solve_t(
     vectors between calls of the same shape.
     """
     n0 = phase_t.shape[0]
+    # refuse before allocating: labels + masks in set-up, then the CG vectors and coarse levels
+    per_voxel = 49 if tol < _FLOAT32_TOL else 33
+    check_memory(phase_t.size * per_voxel, f"the Laplace solve on {phase_t.shape} voxels")
     cl = _clusters(phase_t)
     field = out if out is not None else np.empty(phase_t.shape, np.float32)
     if cl.n_unknowns == 0:
@@ -268,6 +277,8 @@ def solve_laplace(
     VolumeError
         Not 3-D, not binary, NaN, fewer than 2 voxels along ``axis``, bad ``axis``/``phase``/
         ``tol``/``max_iter``/``device``.
+    MemoryBudgetError
+        The solve would need more memory than is available (checked before allocating).
 
     Warns
     -----
