@@ -29,6 +29,8 @@ study: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e ".[dev,bench]"
+	# PoreSpy's tortuosity_fd needs OpenPNM; --no-deps keeps MKL/TBB out of the environment
+	$(BIN)/python -m pip install -q --no-deps openpnm==3.6.4 docrep transforms3d chemicals fluids thermo
 	for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done
 
 lint: $(STAMP)

@@ -63,6 +63,7 @@ _LAZY: dict[str, str] = {
     "surface_accuracy": "twinsr.metrics",
     "boundary_band": "twinsr.metrics",
     "tortuosity_errors": "twinsr.metrics",
+    "relative_error": "twinsr.metrics",
     # super-resolution networks
     "SRResNet3d": "twinsr.sr",
     "PixelShuffle3d": "twinsr.sr",
@@ -84,6 +85,7 @@ _LAZY: dict[str, str] = {
     # the study
     "StudyConfig": "twinsr.study",
     "run_study": "twinsr.study",
+    "StudyResult": "twinsr.study",
 }
 
 __all__ = [
