@@ -1,7 +1,7 @@
 """Numba kernels for shortest paths inside one phase over a zero-padded grid (no bounds checks,
 no edge lists): multi-source Dijkstra on the 6-, 18- or 26-neighbour voxel graph (steps 1, √2,
 √3) with one FIFO queue per step length, and first-order fast marching with an indexed binary
-heap. (:func:`_dijkstra` is the plain binary-heap Dijkstra, kept as a cross-check.)
+heap.
 
 Memory: a float64 distance (8 B/voxel), the padded uint8 phase, a done flag and target flags
 (1 B/voxel each), plus the queues (8 B per live entry) or, for fast marching, heap and position
@@ -66,50 +66,6 @@ def _sift_down(heap, pos, dist, h, size):  # pragma: no cover - compiled
         h = c
     heap[h] = v
     pos[v] = h
-
-
-@nb.njit(cache=True)
-def _dijkstra(ph, deltas, weights, dist, sources, n_targets, target_flag):  # pragma: no cover
-    """Multi-source Dijkstra on a padded flat grid. ``ph`` uint8 (1 = traversable), ``dist``
-    float64 initialised to inf; stops when ``n_targets`` flagged voxels are settled."""
-    n = ph.size
-    heap = np.empty(n, dtype=np.int32)
-    pos = np.full(n, -1, dtype=np.int32)
-    done = np.zeros(n, dtype=np.uint8)
-    size = 0
-    for s in sources:
-        dist[s] = 0.0
-        heap[size] = s
-        pos[s] = size
-        size += 1  # all keys 0: already a heap
-    remaining = n_targets
-    nd = deltas.size
-    while size > 0 and remaining > 0:
-        v = heap[0]
-        size -= 1
-        pos[v] = -1
-        done[v] = 1
-        if size > 0:
-            heap[0] = heap[size]
-            pos[heap[0]] = 0
-            _sift_down(heap, pos, dist, 0, size)
-        if target_flag[v]:
-            remaining -= 1
-        dv = dist[v]
-        for t in range(nd):
-            u = v + deltas[t]
-            if ph[u] == 0 or done[u]:
-                continue
-            alt = dv + weights[t]
-            if alt < dist[u]:
-                dist[u] = alt
-                h = pos[u]
-                if h < 0:
-                    heap[size] = u
-                    pos[u] = size
-                    h = size
-                    size += 1
-                _sift_up(heap, pos, dist, h)
 
 
 @nb.njit(cache=True)
