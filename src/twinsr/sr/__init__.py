@@ -12,8 +12,15 @@ from twinsr.sr.data import CropSampler, Symmetry, apply_symmetry, cube_symmetrie
 from twinsr.sr.database import Database, Pair, build_database, open_database
 from twinsr.sr.infer import superresolve
 from twinsr.sr.network import PixelShuffle3d, PixelUnshuffle3d, SRResNet3d, receptive_field
+from twinsr.sr.physics import (
+    SolutionError,
+    axis_symmetries,
+    floating_mask,
+    solution_error,
+    transform_solution,
+)
 from twinsr.sr.threshold import fit_threshold
-from twinsr.sr.train import TrainResult, train, transfer_weights
+from twinsr.sr.train import TrainResult, combined_loss, train, transfer_weights
 
 __all__ = [
     "PRESETS",
@@ -24,18 +31,24 @@ __all__ = [
     "PixelUnshuffle3d",
     "SRModel",
     "SRResNet3d",
+    "SolutionError",
     "Symmetry",
     "TrainConfig",
     "TrainResult",
     "apply_symmetry",
+    "axis_symmetries",
     "build_database",
+    "combined_loss",
     "cube_symmetries",
     "fit_threshold",
+    "floating_mask",
     "load_model",
     "open_database",
     "receptive_field",
     "save_bundle",
+    "solution_error",
     "superresolve",
     "train",
     "transfer_weights",
+    "transform_solution",
 ]

@@ -59,6 +59,11 @@ class SRModel:
         return self.network.in_channels
 
     @property
+    def out_channels(self) -> int:
+        """1 (solid logit) or 3 (logit + HR pore and solid solutions)."""
+        return int(getattr(self.network, "out_channels", 1))
+
+    @property
     def halo(self) -> int:
         """Receptive-field bound of the network in LR voxels."""
         return self.network.halo

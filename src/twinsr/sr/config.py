@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -56,6 +56,13 @@ class TrainConfig(BaseModel):
         LR tile edge used when super-resolving validation images to fit the threshold.
     threshold_bins
         Histogram resolution of the threshold fit.
+    targets
+        ``"morph"`` (default): the HR morphology only (1 output channel). ``"morph+diffu"``: also
+        the HR pore and solid diffusion solutions (3 output channels, spec §4; the database needs
+        ``hr_diffusion=True``; see :mod:`twinsr.sr.physics`).
+    solution_weight
+        Weight of the masked MSE on the solution channels in the loss
+        BCE(morphology) + solution_weight · MSE(solutions) (``targets="morph+diffu"`` only).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -81,6 +88,8 @@ class TrainConfig(BaseModel):
     max_seconds: float | None = Field(None, gt=0)
     tile: int = Field(48, ge=4)
     threshold_bins: int = Field(4096, ge=16)
+    targets: Literal["morph", "morph+diffu"] = "morph"
+    solution_weight: float = Field(1.0, ge=0)
 
     def crop_for(self, alpha: int) -> int:
         """LR crop edge used at factor α."""

@@ -164,11 +164,22 @@ class CropSampler:
         Source of all randomness (pair, symmetry, position).
     augment : bool
         Mirror with p = ½ and a uniform random rotation of the 24 (spec §2.2.3).
+    solutions : sequence of (hr_solution, hr_floating), optional
+        Per source, the HR diffusion channels float32 (2, Z, Y, X) of ``hr`` and its
+        floating-cluster mask (Z, Y, X) (:func:`twinsr.sr.physics.floating_mask`). With them,
+        :meth:`sample` returns 3-channel HR targets (binary, pore solution, solid solution), and
+        augmentation is restricted to the 16 symmetries that keep the transport ``axis`` in place;
+        when one reverses it, solutions become u → 1 − u on the non-floating phase voxels
+        (:func:`twinsr.sr.physics.transform_solution`) — for the LR solution inputs of 3-channel
+        sources too, so every augmented pair still solves the same transport problem.
+    axis : int
+        Transport axis of the solutions (used only with ``solutions``).
 
     Raises
     ------
     DatasetError
-        No sources, or an LR image smaller than one crop (+1 voxel of margin for mirrored crops).
+        No sources, or an LR image smaller than one crop (+1 voxel of margin for mirrored crops),
+        or ``solutions`` that do not match the sources.
     """
 
     def __init__(
@@ -179,9 +190,27 @@ class CropSampler:
         crop: int,
         rng: int | np.random.Generator | None = None,
         augment: bool = True,
+        solutions: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
+        axis: int = 0,
     ) -> None:
         if not sources:
             raise DatasetError("no training pairs: the database split is empty")
+        self.solutions = list(solutions) if solutions is not None else None
+        self.axis = int(axis)
+        self._lr_floating: list[np.ndarray | None] = []
+        if self.solutions is not None:
+            from twinsr.sr.physics import floating_mask
+
+            if len(self.solutions) != len(sources):
+                raise DatasetError(f"{len(self.solutions)} solution arrays for {len(sources)} "
+                                   "sources; give one (hr_solution, hr_floating) per source")
+            for (chans, hr), (sol, flo) in zip(sources, self.solutions, strict=True):
+                if tuple(sol.shape) != (2, *hr.shape) or tuple(flo.shape) != tuple(hr.shape):
+                    raise DatasetError(f"HR solution of shape {tuple(sol.shape)} / floating mask "
+                                       f"{tuple(flo.shape)} do not match HR shape "
+                                       f"{tuple(hr.shape)}; expected (2, *hr.shape)")
+                self._lr_floating.append(floating_mask(np.asarray(chans[0]), axis=self.axis)
+                                         if len(chans) == 3 else None)
         self.sources = list(sources)
         self.alpha = int(alpha)
         self.crop = int(crop)
@@ -204,8 +233,17 @@ class CropSampler:
         Returns views ``lr`` (C, n, n, n) float32 and ``hr`` (αn, αn, αn) with
         ``lr[0][j] == hr[α·j]`` for every LR index j.
         """
+        _, chans, hr, lr_sl, hr_sl = self._window(sym)
+        lr = np.stack([np.asarray(c[lr_sl], dtype=np.float32) for c in chans])
+        h = np.asarray(hr[hr_sl])
+        return apply_symmetry(lr, sym), apply_symmetry(h, sym)
+
+    def _window(self, sym: Symmetry) -> tuple[int, Sequence[np.ndarray], np.ndarray,
+                                              tuple[slice, ...], tuple[slice, ...]]:
+        """Random source index and aligned LR / HR windows for ``sym``."""
         rng, a, n = self.rng, self.alpha, self.crop
-        chans, hr = self.sources[int(rng.integers(len(self.sources)))]
+        idx = int(rng.integers(len(self.sources)))
+        chans, hr = self.sources[idx]
         rev = _reversed_input_axes(sym)
         lr_sl, hr_sl = [], []
         for ax in range(3):
@@ -216,9 +254,37 @@ class CropSampler:
             lr_sl.append(slice(o, o + n))
             start = a * o - shift
             hr_sl.append(slice(start, start + a * n))
-        lr = np.stack([np.asarray(c[tuple(lr_sl)], dtype=np.float32) for c in chans])
-        h = np.asarray(hr[tuple(hr_sl)])
-        return apply_symmetry(lr, sym), apply_symmetry(h, sym)
+        return idx, chans, hr, tuple(lr_sl), tuple(hr_sl)
+
+    def draw_with_solution(self, sym: Symmetry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Like :meth:`draw`, plus the HR solution crop; ``sym`` must keep the transport axis.
+
+        Returns
+        -------
+        lr : float32 (C, n, n, n)
+            Inputs; for C = 3 the LR solutions transformed like the HR ones.
+        hr : uint8 (αn, αn, αn)
+        hr_solution : float32 (2, αn, αn, αn)
+            Diffusion channels of ``hr`` after the symmetry (see
+            :func:`twinsr.sr.physics.transform_solution`).
+        """
+        from twinsr.sr.physics import transform_solution
+
+        if self.solutions is None:
+            raise DatasetError("this sampler has no HR solutions; pass `solutions=`")
+        idx, chans, hr, lr_sl, hr_sl = self._window(sym)
+        lr_bin = np.asarray(chans[0][lr_sl])
+        lr = np.stack([np.asarray(c[lr_sl], dtype=np.float32) for c in chans])
+        out_lr = np.ascontiguousarray(apply_symmetry(lr, sym))
+        lr_flo = self._lr_floating[idx]
+        if lr_flo is not None:
+            out_lr[1:] = transform_solution(lr[1:], lr_bin, sym, axis=self.axis,
+                                            floating=lr_flo[lr_sl])
+        sol, flo = self.solutions[idx]
+        h = np.asarray(hr[hr_sl])
+        h_sol = transform_solution(np.asarray(sol[(slice(None), *hr_sl)], dtype=np.float32), h,
+                                   sym, axis=self.axis, floating=np.asarray(flo[hr_sl], bool))
+        return out_lr, np.ascontiguousarray(apply_symmetry(h, sym)), h_sol
 
     def sample(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
         """Draw a batch.
@@ -226,8 +292,11 @@ class CropSampler:
         Returns
         -------
         lr : float32, shape (batch, C, n, n, n)
-        hr : float32, shape (batch, 1, αn, αn, αn), values {0, 1}
+        hr : float32, shape (batch, 1, αn, αn, αn), values {0, 1}; with ``solutions``
+            (batch, 3, αn, αn, αn): binary HR, pore solution, solid solution.
         """
+        if self.solutions is not None:
+            return self._sample_solutions(int(batch))
         syms = cube_symmetries()
         lrs, hrs = [], []
         for _ in range(int(batch)):
@@ -241,6 +310,19 @@ class CropSampler:
         lr_b = np.ascontiguousarray(np.stack(lrs), dtype=np.float32)
         hr_b = np.ascontiguousarray(np.stack(hrs)[:, None], dtype=np.float32)
         return lr_b, hr_b
+
+    def _sample_solutions(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        from twinsr.sr.physics import axis_symmetries
+
+        syms = axis_symmetries(self.axis)
+        lrs, hrs = [], []
+        for _ in range(batch):
+            k = int(self.rng.integers(len(syms))) if self.augment else 0
+            lr, hr, sol = self.draw_with_solution(syms[k])
+            lrs.append(lr)
+            hrs.append(np.concatenate([hr[None].astype(np.float32), sol]))
+        return (np.ascontiguousarray(np.stack(lrs), dtype=np.float32),
+                np.ascontiguousarray(np.stack(hrs), dtype=np.float32))
 
     def get_state(self) -> dict:
         """RNG state (for exact resume)."""

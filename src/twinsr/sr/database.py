@@ -6,6 +6,9 @@ Layout of a database folder (one ``.npy`` file per array, memory-mappable)::
     DIR/m00_r00/hr.npy                uint8 (S, S, S), 1 = solid            (model 0, realization 0)
     DIR/m00_r00/lr_a2.npy             uint8 (S/2,)*3 = hr[::2, ::2, ::2]    (spec Eq. 3)
     DIR/m00_r00/diffu_a2.npy          float32 (2, S/2, S/2, S/2): pore / solid solution on lr_a2
+    DIR/m00_r00/hr_diffu.npy          float32 (2, S, S, S): pore / solid solution on hr
+                                      (only with hr_diffusion=True, spec §4)
+    DIR/m00_r00/hr_float.npy          uint8 (S, S, S): 1 on floating clusters of hr (idem)
     DIR/m00_r00/entry.json            written last: marks the entry complete (shapes, seed)
 
 Realization ``r`` of model ``m`` is sampled with ``numpy.random.default_rng(SeedSequence([seed,
@@ -113,9 +116,12 @@ def _entry_valid(folder: Path, expected: dict[str, Any]) -> bool:
     return True
 
 
-def _expected_files(shape: tuple[int, ...], alphas: Sequence[int], diffusion: bool
-                    ) -> dict[str, list[Any]]:
+def _expected_files(shape: tuple[int, ...], alphas: Sequence[int], diffusion: bool,
+                    hr_diffusion: bool = False) -> dict[str, list[Any]]:
     files: dict[str, list[Any]] = {"hr.npy": [list(shape), "uint8"]}
+    if hr_diffusion:
+        files["hr_diffu.npy"] = [[2, *shape], "float32"]
+        files["hr_float.npy"] = [list(shape), "uint8"]
     for a in alphas:
         lr_shape = [s // a for s in shape]
         files[f"lr_a{a}.npy"] = [lr_shape, "uint8"]
@@ -141,6 +147,15 @@ def _build_entry(job: dict[str, Any]) -> str:
     rng = np.random.default_rng(np.random.SeedSequence(job["seed"]))
     hr = np.ascontiguousarray(model.sample(tuple(job["shape"]), rng=rng), dtype=np.uint8)
     _save_npy(folder / "hr.npy", hr)
+    if job.get("hr_diffusion"):
+        from twinsr.sr.physics import floating_mask
+        from twinsr.transport import diffusion_channels
+
+        d_hr = diffusion_channels(hr, axis=job["axis"], device=job["device"])
+        _save_npy(folder / "hr_diffu.npy", np.asarray(d_hr, dtype=np.float32))
+        del d_hr
+        _save_npy(folder / "hr_float.npy",
+                  floating_mask(hr, axis=job["axis"]).view(np.uint8))
     for a in job["alphas"]:
         lr = downsample(hr, a)
         _save_npy(folder / f"lr_a{a}.npy", lr)
@@ -166,6 +181,7 @@ def build_database(
     seed: int = 0,
     axis: int = 0,
     diffusion: bool = True,
+    hr_diffusion: bool = False,
     workers: int = 1,
     device: str = "cpu",
     progress: Callable[[int, int], None] | None = None,
@@ -192,6 +208,10 @@ def build_database(
         Transport axis of the diffusion channels.
     diffusion : bool
         Also store the diffusion channels of every LR image (needed for ``inputs="diffu"``).
+    hr_diffusion : bool
+        Also store the diffusion channels of every HR realization (solved once per
+        realization, ≈ 9 bytes per HR voxel on disk with the floating-cluster mask); needed for
+        ``targets="morph+diffu"`` training (spec §4).
     workers : int
         Worker processes building entries in parallel (1 = in this process).
     device : str
@@ -235,6 +255,8 @@ def build_database(
         "n_realizations": n, "shape": list(shp), "alphas": alphas, "split": list(counts),
         "seed": int(seed), "axis": axis, "diffusion": bool(diffusion),
     }
+    if hr_diffusion:  # only recorded when set, so databases built before keep resuming
+        settings["hr_diffusion"] = True
     man_path = out / MANIFEST
     if man_path.exists():
         try:
@@ -247,7 +269,7 @@ def build_database(
             shown = "; ".join(f"{k}: existing={a!r}, requested={b!r}" for k, (a, b) in diff.items())
             raise ConfigError(f"{out} holds a database built with other settings ({shown}); "
                               "use another folder or the same settings to resume")
-    files = _expected_files(shp, alphas, diffusion)
+    files = _expected_files(shp, alphas, diffusion, bool(hr_diffusion))
     names = {"train": [], "val": [], "test": []}
     jobs = []
     for m, model in enumerate(model_objs):
@@ -257,6 +279,7 @@ def build_database(
             names[part].append(name)
             jobs.append({"folder": str(out / name), "model": model, "seed": [int(seed), m, r],
                          "shape": list(shp), "alphas": alphas, "diffusion": bool(diffusion),
+                         "hr_diffusion": bool(hr_diffusion),
                          "axis": axis, "device": device, "files": files})
     manifest = {"format": DB_FORMAT, "format_version": DB_VERSION, "settings": settings,
                 "splits": names, "entries": {Path(j["folder"]).name: {
@@ -296,7 +319,9 @@ class Pair:
 
     ``channels`` holds the C network inputs (binary LR, then pore / solid solution for
     ``inputs="diffu"``), ``hr`` the uint8 HR realization. Iterating yields ``(lr, hr)`` with
-    ``lr`` the float32 stack (C, z, y, x) (loaded into memory on access).
+    ``lr`` the float32 stack (C, z, y, x) (loaded into memory on access). For
+    ``targets="morph+diffu"`` ``hr_solution`` is the float32 (2, Z, Y, X) HR solution and
+    ``hr_floating`` the uint8 (Z, Y, X) floating-cluster mask of ``hr`` (else None).
     """
 
     name: str
@@ -305,6 +330,8 @@ class Pair:
     alpha: int
     channels: tuple[np.ndarray, ...]
     hr: np.ndarray
+    hr_solution: np.ndarray | None = None
+    hr_floating: np.ndarray | None = None
 
     @property
     def lr(self) -> np.ndarray:
@@ -349,6 +376,7 @@ class Database:
         self.shape: tuple[int, ...] = tuple(s["shape"])
         self.diffusion: bool = bool(s["diffusion"])
         self.axis: int = int(s["axis"])
+        self.hr_diffusion: bool = bool(s.get("hr_diffusion", False))
         self.settings: dict[str, Any] = s
 
     def __repr__(self) -> str:
@@ -396,8 +424,29 @@ class Database:
                                "rebuild with diffusion=True for inputs='diffu'")
         return self._load(name, f"diffu_a{self._check_alpha(alpha)}.npy")
 
-    def pairs(self, split: str, alpha: int, *, inputs: str = "bin") -> list[Pair]:
+    def hr_solution(self, name: str) -> np.ndarray:
+        """Diffusion channels of the HR realization, float32 (2, Z, Y, X), memory-mapped."""
+        self._check_hr_diffusion()
+        return self._load(name, "hr_diffu.npy")
+
+    def hr_floating(self, name: str) -> np.ndarray:
+        """Floating-cluster mask of the HR realization, uint8 (Z, Y, X), memory-mapped."""
+        self._check_hr_diffusion()
+        return self._load(name, "hr_float.npy")
+
+    def _check_hr_diffusion(self) -> None:
+        if not self.hr_diffusion:
+            raise DatasetError(
+                f"database {self.path} holds no HR diffusion channels, which "
+                "targets='morph+diffu' needs; build a new database with hr_diffusion=True "
+                "(`twinsr database ... --hr-diffusion`)")
+
+    def pairs(self, split: str, alpha: int, *, inputs: str = "bin",
+              targets: str = "morph") -> list[Pair]:
         """Aligned pairs of a split at factor α, with the inputs of a "bin" or "diffu" network.
+
+        ``targets="morph+diffu"`` also attaches the HR solution and floating mask (the database
+        must be built with ``hr_diffusion=True``, else :class:`DatasetError`).
 
         Returns
         -------
@@ -407,6 +456,10 @@ class Database:
         """
         if inputs not in ("bin", "diffu"):
             raise ConfigError(f"`inputs` must be 'bin' or 'diffu', got {inputs!r}")
+        if targets not in ("morph", "morph+diffu"):
+            raise ConfigError(f"`targets` must be 'morph' or 'morph+diffu', got {targets!r}")
+        if targets == "morph+diffu":
+            self._check_hr_diffusion()
         alpha = self._check_alpha(alpha)
         out = []
         for name in self.entries(split):
@@ -416,8 +469,11 @@ class Database:
                 d = self.diffusion_channels(name, alpha)
                 chans = (lr, d[0], d[1])
             info = self.manifest["entries"][name]
+            sol = flo = None
+            if targets == "morph+diffu":
+                sol, flo = self.hr_solution(name), self.hr_floating(name)
             out.append(Pair(name, int(info["model"]), int(info["realization"]), alpha, chans,
-                            self.hr(name)))
+                            self.hr(name), sol, flo))
         return out
 
 

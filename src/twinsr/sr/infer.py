@@ -68,7 +68,8 @@ def superresolve(
     probabilities: bool = False,
     axis: int = 0,
     progress: Callable[[int, int], None] | None = None,
-) -> np.ndarray:
+    return_solution: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Super-resolve a binary LR volume by the model's factor α.
 
     Parameters
@@ -91,16 +92,24 @@ def superresolve(
         Transport axis of the diffusion channels (models with inputs "diffu").
     progress : callable(done, total), optional
         Called after every tile.
+    return_solution : bool
+        Also return the HR diffusion solution predicted by a physics-output model
+        (``out_channels=3``, spec §4), for the transport axis the model was trained on.
 
     Returns
     -------
     numpy.ndarray, shape (αZ, αY, αX)
         uint8 {0, 1} (solid where p >= μ*) or float32 probabilities in (0, 1).
+    (numpy.ndarray, numpy.ndarray)
+        With ``return_solution``: the above and the float32 solution (2, αZ, αY, αX), channel 0
+        the pore and channel 1 the solid solution in [0, 1], each set to 0 outside its
+        *predicted* phase (p >= μ* is solid), like :func:`twinsr.transport.diffusion_channels`.
 
     Raises
     ------
     VolumeError
-        Non-binary input, wrong channel count, bad ``tile``/``overlap``/``axis``.
+        Non-binary input, wrong channel count, bad ``tile``/``overlap``/``axis``;
+        ``return_solution`` with a model that has no solution outputs.
     BundleError
         ``model`` is a path to a corrupt or foreign bundle.
     MemoryBudgetError
@@ -124,6 +133,10 @@ def superresolve(
         log.warning("overlap=%d is below the receptive field (%d LR voxels): tiles will differ "
                     "from untiled inference near their borders", overlap, model.halo)
     axis = check_axis(axis)
+    if return_solution and model.out_channels != 3:
+        raise VolumeError("return_solution=True needs a physics-output model (out_channels=3, "
+                          "trained with targets='morph+diffu'); this model predicts the "
+                          "morphology only")
     dev = resolve_device(device)
     parsed = _parse_input(lr, model.in_channels)
     chans = parsed if isinstance(parsed, list) else lr_input_channels(
@@ -134,6 +147,11 @@ def superresolve(
     n_out = int(np.prod(out_shape, dtype=np.int64))
     check_memory(n_out * (4 if probabilities else 1), "the super-resolved volume")
     out = np.empty(out_shape, dtype=np.float32 if probabilities else np.uint8)
+    sol_out = None
+    if return_solution:
+        check_memory(2 * n_out * 4 + n_out * (4 if probabilities else 1),
+                     "the super-resolved volume and its solution")
+        sol_out = np.empty((2, *out_shape), dtype=np.float32)
     net = model.network.to(dev).eval()
     starts = [range(0, s, int(tile)) for s in shape]
     total = int(np.prod([len(r) for r in starts]))
@@ -145,15 +163,23 @@ def superresolve(
                    for (lo, hi), s in zip(core, shape, strict=True)]
             sl = tuple(slice(lo, hi) for lo, hi in ext)
             x = np.stack([np.asarray(c[sl], dtype=np.float32) for c in chans])[None]
-            p = torch.sigmoid(net(torch.from_numpy(x).to(dev)))[0, 0]
+            y = net(torch.from_numpy(x).to(dev))
+            p = torch.sigmoid(y[0, 0])
             keep = tuple(slice(a * (lo - elo), a * (hi - elo))
                          for (lo, hi), (elo, _) in zip(core, ext, strict=True))
             dst = tuple(slice(a * lo, a * hi) for lo, hi in core)
             pk = p[keep]
+            if sol_out is not None:
+                solid = pk >= thr
+                u = y[0, 1:][(slice(None), *keep)].float()
+                u = torch.stack([torch.where(solid, 0.0, u[0]), torch.where(solid, u[1], 0.0)])
+                sol_out[(slice(None), *dst)] = u.cpu().numpy()
             if probabilities:
                 out[dst] = pk.float().cpu().numpy()
             else:
                 out[dst] = (pk >= thr).to(torch.uint8).cpu().numpy()
             if progress is not None:
                 progress(done, total)
+    if sol_out is not None:
+        return out, sol_out
     return out

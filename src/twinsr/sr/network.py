@@ -6,7 +6,7 @@ Layers of :class:`SRResNet3d` (``C`` = ``channels``, ``B`` = ``blocks``, ``s`` =
     body   B x ResBlock: x + res_scale * Conv3d(C->C,k3) (ReLU (Conv3d(C->C,k3) x))  [LR grid]
     mid    Conv3d(C -> C, k=3, pad=1), then the global skip  mid(body(h)) + h         [LR grid]
     up     log2(s) x [Conv3d(C_k-1 -> 8C_k, k=3, pad=1) -> PixelShuffle3d(2) -> ReLU] [LR -> HR]
-    tail   Conv3d(C_K -> 1, k=3, pad=1)                                            [HR grid]
+    tail   Conv3d(C_K -> out_channels, k=3, pad=1)                                 [HR grid]
 
 with C_k = C for the plain SRResNet (``taper=False``, the paper-style network) or
 C_k = max(4, C / 2^k) with ``taper=True``: the feature width halves at every upsampling stage,
@@ -15,6 +15,8 @@ GMAC per 10³ LR crop with C = 16) by about 30× for CPU training.
 
 ``forward`` returns **logits** of the solid phase (train with ``BCEWithLogitsLoss``); the
 sigmoid is applied by :meth:`SRResNet3d.predict` and by :func:`twinsr.sr.infer.superresolve`.
+With ``out_channels=3`` (physics output, spec §4) channels 1 and 2 are the HR pore and solid
+diffusion solutions, bounded to (0, 1) by a sigmoid inside ``forward``; channel 0 stays a logit.
 
 No normalisation layers: at α = 8 the paper trains with batch size 1, where BatchNorm's batch
 statistics are meaningless, and BatchNorm would also make tiled inference depend on the tile
@@ -41,6 +43,7 @@ __all__ = ["PixelShuffle3d", "PixelUnshuffle3d", "ResBlock3d", "SRResNet3d", "re
 
 SUPPORTED_SCALES = (2, 4, 8)
 SUPPORTED_IN_CHANNELS = (1, 3)
+SUPPORTED_OUT_CHANNELS = (1, 3)
 
 
 def _check_int(value: object, name: str, *, minimum: int = 1) -> int:
@@ -188,10 +191,14 @@ class SRResNet3d(nn.Module):
         Scaling of each residual branch (1.0 = plain SRResNet; < 1 stabilises wide networks).
     taper : bool
         Halve the feature width at every upsampling stage (minimum 4), see the module notes.
+    out_channels : {1, 3}
+        1 = solid logit only (default); 3 = solid logit + HR pore and solid diffusion solutions
+        (sigmoid-bounded, see :mod:`twinsr.sr.physics`).
 
     Notes
     -----
-    Input ``(N, in_channels, z, y, x)`` float32, output logits ``(N, 1, αz, αy, αx)``.
+    Input ``(N, in_channels, z, y, x)`` float32, output ``(N, out_channels, αz, αy, αx)``:
+    channel 0 the solid logit, channels 1–2 (if present) solutions in (0, 1).
     Halo (receptive-field radius bound) in LR voxels: :attr:`halo` = ``2·blocks + 3 + log2 α``
     (20 for the paper network at α = 2). Parameters: about ``27·C²·(2·blocks + 2 + 8·log2 α)``.
     Peak training memory is dominated by the activations of the HR grid, ≈ ``4·C·(αn)³`` bytes per
@@ -200,7 +207,8 @@ class SRResNet3d(nn.Module):
     Raises
     ------
     ConfigError
-        Unsupported ``scale`` or ``in_channels``, non-positive ``channels``/negative ``blocks``.
+        Unsupported ``scale``, ``in_channels`` or ``out_channels``, non-positive
+        ``channels``/negative ``blocks``.
 
     Examples
     --------
@@ -219,6 +227,7 @@ class SRResNet3d(nn.Module):
         blocks: int = 8,
         res_scale: float = 1.0,
         taper: bool = False,
+        out_channels: int = 1,
     ) -> None:
         super().__init__()
         if isinstance(in_channels, bool) or in_channels not in SUPPORTED_IN_CHANNELS:
@@ -226,6 +235,12 @@ class SRResNet3d(nn.Module):
                 f"`in_channels` must be 1 (binary LR) or 3 (binary LR + 2 diffusion channels), "
                 f"got {in_channels!r}"
             )
+        if isinstance(out_channels, bool) or out_channels not in SUPPORTED_OUT_CHANNELS:
+            raise ConfigError(
+                f"`out_channels` must be 1 (solid logit) or 3 (logit + pore and solid HR "
+                f"solutions), got {out_channels!r}"
+            )
+        self.out_channels = int(out_channels)
         self.scale = _check_scale(scale)
         self.in_channels = int(in_channels)
         self.channels = _check_int(channels, "channels")
@@ -241,7 +256,7 @@ class SRResNet3d(nn.Module):
         self.mid = nn.Conv3d(self.channels, self.channels, 3, padding=1)
         self.up = nn.Sequential(*[_UpStage(widths[k], widths[k + 1])
                                   for k in range(len(widths) - 1)])
-        self.tail = nn.Conv3d(widths[-1], 1, 3, padding=1)
+        self.tail = nn.Conv3d(widths[-1], self.out_channels, 3, padding=1)
 
     @property
     def halo(self) -> int:
@@ -254,9 +269,17 @@ class SRResNet3d(nn.Module):
         return self.halo
 
     def arch_kwargs(self) -> dict[str, int | float]:
-        """The constructor arguments, to rebuild the same architecture."""
-        return {"in_channels": self.in_channels, "scale": self.scale, "channels": self.channels,
-                "blocks": self.blocks, "res_scale": self.res_scale, "taper": self.taper}
+        """The constructor arguments, to rebuild the same architecture.
+
+        ``out_channels`` is listed only when it is not 1, so single-output bundles stay exactly
+        as before.
+        """
+        kw: dict[str, int | float] = {
+            "in_channels": self.in_channels, "scale": self.scale, "channels": self.channels,
+            "blocks": self.blocks, "res_scale": self.res_scale, "taper": self.taper}
+        if self.out_channels != 1:
+            kw["out_channels"] = self.out_channels
+        return kw
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 5 or x.shape[1] != self.in_channels:
@@ -265,9 +288,18 @@ class SRResNet3d(nn.Module):
             )
         h = self.head(x)
         h = self.mid(self.body(h)) + h
-        return self.tail(self.up(h))
+        y = self.tail(self.up(h))
+        if self.out_channels == 1:
+            return y
+        return torch.cat([y[:, :1], torch.sigmoid(y[:, 1:])], dim=1)
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """Solid-phase probabilities ``sigmoid(forward(x))`` in (0, 1), without gradients."""
-        return torch.sigmoid(self.forward(x))
+        """Solid-phase probabilities ``sigmoid(forward(x))`` in (0, 1), without gradients.
+
+        With ``out_channels=3`` channel 0 is the probability, channels 1–2 the solutions.
+        """
+        y = self.forward(x)
+        if self.out_channels == 1:
+            return torch.sigmoid(y)
+        return torch.cat([torch.sigmoid(y[:, :1]), y[:, 1:]], dim=1)

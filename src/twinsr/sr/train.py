@@ -1,5 +1,10 @@
 """Training protocol of the super-resolution networks (spec §2.2.3).
 
+With ``config.targets="morph+diffu"`` (spec §4) the network has 3 output channels and the loss is
+:func:`combined_loss`: BCE on the morphology plus ``solution_weight`` × the MSE of the pore and
+solid solutions, each voxel's error taken in the channel of its TRUE HR phase; augmentation keeps
+the transport axis in place (see :class:`twinsr.sr.data.CropSampler`, ``solutions=``).
+
 Adam on voxel-wise binary cross-entropy (``BCEWithLogitsLoss``) over random aligned LR/HR crops
 with cube-symmetry augmentation; the loss on fixed random validation crops after every epoch;
 early stopping with the best weights kept; an atomic checkpoint every epoch (model, optimizer,
@@ -45,7 +50,7 @@ from twinsr.sr.infer import superresolve
 from twinsr.sr.network import SRResNet3d
 from twinsr.sr.threshold import PorosityErrorAccumulator
 
-__all__ = ["PRESETS", "TrainConfig", "TrainResult", "train", "transfer_weights"]
+__all__ = ["PRESETS", "TrainConfig", "TrainResult", "combined_loss", "train", "transfer_weights"]
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +143,53 @@ def _versions() -> dict[str, str]:
 def _build_network(in_channels: int, alpha: int, cfg: TrainConfig) -> SRResNet3d:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
+        if cfg.targets == "morph":
+            return SRResNet3d(in_channels, alpha, channels=cfg.channels, blocks=cfg.blocks,
+                              res_scale=cfg.res_scale, taper=cfg.taper)
         return SRResNet3d(in_channels, alpha, channels=cfg.channels, blocks=cfg.blocks,
-                          res_scale=cfg.res_scale, taper=cfg.taper)
+                          res_scale=cfg.res_scale, taper=cfg.taper, out_channels=3)
+
+
+def combined_loss(output: torch.Tensor, target: torch.Tensor, *,
+                  solution_weight: float = 1.0) -> torch.Tensor:
+    """Loss of a morphology (+ solution) network.
+
+    Parameters
+    ----------
+    output : tensor (N, 1 or 3, Z, Y, X)
+        Network output: channel 0 the solid logit, channels 1–2 the pore / solid solutions.
+    target : tensor (N, 1 or 3, Z, Y, X)
+        Channel 0 the binary HR image (1 = solid), channels 1–2 its diffusion channels.
+    solution_weight : float
+        Weight w of the solution term.
+
+    Returns
+    -------
+    tensor (scalar)
+        ``BCEWithLogits(out₀, t₀)`` for 1-channel targets; for 3-channel targets
+        ``BCEWithLogits(out₀, t₀) + w · mean_v (out_{1+φ(v)}(v) − t_{1+φ(v)}(v))²`` with
+        φ(v) = t₀(v) ∈ {0, 1} the TRUE phase of voxel v: every voxel contributes the squared error
+        of its own phase's solution (the pore channel is masked to the true pore, the solid
+        channel to the true solid); predictions outside the true phase are not penalised.
+
+    Raises
+    ------
+    ConfigError
+        A 3-channel target with a 1-channel output (``targets="morph+diffu"`` needs
+        ``out_channels=3``), or other channel counts that do not fit.
+    """
+    if target.shape[1] == 1 and output.shape[1] == 1:
+        return nn.functional.binary_cross_entropy_with_logits(output, target)
+    if target.shape[1] != 3 or output.shape[1] != 3:
+        raise ConfigError(
+            f"targets with {target.shape[1]} channel(s) cannot train a network with "
+            f"{output.shape[1]} output channel(s); targets='morph+diffu' needs a network with "
+            "out_channels=3 and targets='morph' one with out_channels=1")
+    bce = nn.functional.binary_cross_entropy_with_logits(output[:, :1], target[:, :1])
+    solid = target[:, :1]
+    err = torch.where(solid > 0.5, output[:, 2:3] - target[:, 2:3],
+                      output[:, 1:2] - target[:, 1:2])
+    return bce + float(solution_weight) * err.square().mean()
 
 
 def _config_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
@@ -168,7 +218,7 @@ def _resolve_init(init_from: str | os.PathLike[str]) -> tuple[dict[str, torch.Te
 
 
 def _validation_loss(net: nn.Module, val: tuple[np.ndarray, np.ndarray], dev: str,
-                     loss_fn: nn.Module) -> float:
+                     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> float:
     net.eval()
     total = 0.0
     with torch.no_grad():
@@ -262,16 +312,27 @@ def train(
     dev = resolve_device(device)
     in_ch = 1 if inputs == "bin" else 3
     crop, batch = cfg.crop_for(alpha), cfg.batch_for(alpha)
-    train_pairs = db.pairs("train", alpha, inputs=inputs)
-    val_pairs = db.pairs("val", alpha, inputs=inputs)
+    train_pairs = db.pairs("train", alpha, inputs=inputs, targets=cfg.targets)
+    val_pairs = db.pairs("val", alpha, inputs=inputs, targets=cfg.targets)
+    phys = cfg.targets == "morph+diffu"
+    sol_kw: dict[str, Any] = {}
+    val_kw: dict[str, Any] = {}
+    if phys:
+        sol_kw = {"solutions": [(p.hr_solution, p.hr_floating) for p in train_pairs],
+                  "axis": db.axis}
+        val_kw = {"solutions": [(p.hr_solution, p.hr_floating) for p in val_pairs],
+                  "axis": db.axis}
     sampler = CropSampler([(p.channels, p.hr) for p in train_pairs], alpha=alpha, crop=crop,
-                          rng=np.random.default_rng([cfg.seed, 1]))
+                          rng=np.random.default_rng([cfg.seed, 1]), **sol_kw)
     val_sampler = CropSampler([(p.channels, p.hr) for p in val_pairs], alpha=alpha, crop=crop,
-                              rng=np.random.default_rng([cfg.seed, 2]), augment=False)
+                              rng=np.random.default_rng([cfg.seed, 2]), augment=False, **val_kw)
     v_lr, v_hr = val_sampler.sample(cfg.val_crops)
-    val = (v_lr, v_hr.astype(np.uint8))
+    val = (v_lr, v_hr if phys else v_hr.astype(np.uint8))
 
     identity = {"alpha": alpha, "inputs": inputs, **cfg.model_dump()}
+    if not phys and cfg.solution_weight == 1.0:  # keep checkpoints written before these fields
+        identity.pop("targets")
+        identity.pop("solution_weight")
     ckpt_path = out / CHECKPOINT
     net = _build_network(in_ch, alpha, cfg).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -327,7 +388,8 @@ def train(
 
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.yaml", cfg.to_yaml())
-    loss_fn = nn.BCEWithLogitsLoss()
+    loss_fn = (nn.BCEWithLogitsLoss() if not phys else
+               (lambda o, t: combined_loss(o, t, solution_weight=cfg.solution_weight)))
     use_amp = bool(cfg.amp and dev.startswith("cuda"))
     writer = None
     with contextlib.suppress(Exception):
@@ -396,7 +458,7 @@ def train(
         net.load_state_dict(best_state)
     thr = _fit_threshold(net, db, alpha, inputs, cfg, dev)
     seconds = time.perf_counter() - t0
-    meta = {"config": cfg.model_dump(), "alpha": alpha, "inputs": inputs,
+    meta = {"config": cfg.model_dump(), "alpha": alpha, "inputs": inputs, "targets": cfg.targets,
             "database": str(db.path), "best_epoch": best_epoch, "best_val_loss": best_val,
             "epochs_run": len(history), "stopped_early": stopped_early,
             "transferred": transferred, "versions": _versions(), "git": _git_hash(),
