@@ -288,3 +288,42 @@ def test_solution_error() -> None:
     assert e2.rmse[0] == pytest.approx(0.1, rel=1e-3) and e2.rmse[1] == 0.0
     with pytest.raises(VolumeError, match="shape"):
         solution_error(true[:1], hr)
+
+
+def test_cli_end_to_end(tmp_path: Path) -> None:
+    """`twinsr database --hr-diffusion`, `train --targets morph+diffu`, `superresolve
+    --solution-out` on a tiny problem."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from twinsr.cli import app
+    from twinsr.io import read_volume
+    from twinsr.stochastic import ChiSquareModel
+
+    params = tmp_path / "m.json"
+    ChiSquareModel(nu=1.4, gamma=0.3).to_json(params)
+    runner = CliRunner()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NonPercolatingWarning)
+        res = runner.invoke(app, ["database", str(params), "-o", str(tmp_path / "db"), "--n", "2",
+                                  "--shape", "16", "--alphas", "2", "--split", "1,1,0",
+                                  "--hr-diffusion", "--no-diffusion", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("channels: 4\nblocks: 1\ncrop_per_alpha: {2: 6}\nbatch_per_alpha: {2: 2}\nepochs: 1\n"
+                   "steps_per_epoch: 2\nval_crops: 1\ntile: 8\n")
+    res = runner.invoke(app, ["train", str(tmp_path / "db"), "--alpha", "2", "-o",
+                              str(tmp_path / "run"), "--config", str(cfg), "--targets",
+                              "morph+diffu", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["targets"] == "morph+diffu"
+    lr = tmp_path / "lr.npy"
+    np.save(lr, _blobs((6, 7, 8), 1))
+    res = runner.invoke(app, ["superresolve", str(lr), "--model", str(tmp_path / "run"), "-o",
+                              str(tmp_path / "hr.npy"), "--solution-out",
+                              str(tmp_path / "sol.npy"), "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    sol = read_volume(tmp_path / "sol.npy")
+    assert sol.shape == (2, 12, 14, 16) and sol.dtype == np.float32
+    assert read_volume(tmp_path / "hr.npy").shape == (12, 14, 16)

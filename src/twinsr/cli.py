@@ -349,6 +349,9 @@ def database(
                                                                       "channels.")] = False,
     workers: Annotated[int, typer.Option("--workers", help="Parallel worker processes.")] = 1,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda[:N].")] = "auto",
+    hr_diffusion: Annotated[bool, typer.Option("--hr-diffusion", help="Also store the HR "
+                                               "diffusion channels (for --targets "
+                                               "morph+diffu).")] = False,
 ) -> None:
     """Build (or resume) a database of digital twins with LR images and diffusion channels."""
     from twinsr.exceptions import ConfigError
@@ -363,7 +366,8 @@ def database(
     with progress_bar("database", total=None) as bar:
         db = build_database(list(params), out, n_realizations=n, shape=shape,
                             alphas=alpha_list, split=split_t, seed=seed, axis=axis,
-                            diffusion=not no_diffusion, workers=workers, device=device,
+                            diffusion=not no_diffusion, hr_diffusion=hr_diffusion,
+                            workers=workers, device=device,
                             progress=lambda d, t: bar.set(d, total=t, status=f"{d}/{t}"))
     echo_json({"database": str(db.path), "shape": db.shape, "alphas": db.alphas,
                "splits": {k: len(v) for k, v in db.manifest["splits"].items()}})
@@ -383,12 +387,16 @@ def train(
                                                                           "alpha/2.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in OUT.")] = False,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda[:N].")] = "auto",
+    targets: Annotated[str | None, typer.Option("--targets", help="morph (default) or "
+                                                "morph+diffu (also the HR solution).")] = None,
 ) -> None:
     """Train a super-resolution network (+ threshold) on a database; resumable."""
     from twinsr.sr import TrainConfig
     from twinsr.sr import train as train_fn
 
     cfg = TrainConfig.from_yaml(config, base=preset) if config else TrainConfig.preset(preset)
+    if targets is not None:
+        cfg = TrainConfig.from_dict({**cfg.model_dump(), "targets": targets})
     total = cfg.epochs * cfg.steps_per_epoch
     with progress_bar(f"train a={alpha} {inputs}", total=total) as bar:
 
@@ -419,6 +427,10 @@ def superresolve(
     key: Annotated[str | None, typer.Option("--key", help="Dataset key in the input "
                                                              "file.")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda[:N].")] = "auto",
+    solution_out: Annotated[str | None, typer.Option("--solution-out", help="Also write the "
+                                                     "predicted HR pore/solid solution "
+                                                     "(2, Z, Y, X) float32 here (models "
+                                                     "trained with morph+diffu).")] = None,
 ) -> None:
     """Super-resolve a binary LR volume of any size with a trained model (tiled).
 
@@ -431,6 +443,11 @@ def superresolve(
 
     mdl = load_model(model)
     vs = read_metadata(lr, key=key).get("voxel_size")
+    if solution_out is not None and out.lower().rstrip("/").endswith(".zarr"):
+        from twinsr.exceptions import ConfigError
+
+        raise ConfigError("--solution-out is not available with an out-of-core .zarr output; "
+                          "write the HR volume to an in-memory format (.npy, .tif, ...)")
     if out.lower().rstrip("/").endswith(".zarr"):
         from twinsr.scale import superresolve_zarr
 
@@ -443,8 +460,14 @@ def superresolve(
     im = read_volume(lr, key=key)
     with progress_bar("superresolve", total=None) as bar:
         res = sr_fn(im, mdl, tile=tile, device=device, probabilities=probabilities, axis=axis,
-                    progress=lambda d, t: bar.set(d, total=t))
+                    progress=lambda d, t: bar.set(d, total=t),
+                    return_solution=solution_out is not None)
     new_vs = tuple(float(v) / mdl.alpha for v in vs) if vs else None
+    if solution_out is not None:
+        res, sol = res
+        write_volume(solution_out, sol, voxel_size=new_vs,
+                     metadata={"alpha": mdl.alpha, "channels": ["pore", "solid"],
+                               "axis": mdl.metadata.get("transport_axis"), "source": str(lr)})
     path = write_volume(out, res, voxel_size=new_vs,
                         metadata={"alpha": mdl.alpha, "inputs": mdl.inputs,
                                   "threshold": mdl.threshold, "source": str(lr)})

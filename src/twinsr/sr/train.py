@@ -463,6 +463,8 @@ def train(
             "epochs_run": len(history), "stopped_early": stopped_early,
             "transferred": transferred, "versions": _versions(), "git": _git_hash(),
             "device": dev}
+    if phys:
+        meta["transport_axis"] = db.axis
     bundle = save_bundle(out / BUNDLE_NAME, net.cpu(), alpha=alpha, inputs=inputs, threshold=thr,
                          metadata=_jsonable(meta))
     net.to(dev)
