@@ -238,7 +238,7 @@ def test_training_lowers_combined_loss(db: Database, tmp_path: Path, inputs: str
     binary, sol = superresolve(lr, m, tile=8, device="cpu", axis=1, return_solution=True)
     assert binary.shape == (24, 24, 24) and sol.shape == (2, 24, 24, 24)
     assert sol.dtype == np.float32 and sol.min() >= 0 and sol.max() <= 1
-    assert np.all(sol[0][binary == 1] == 0) and np.all(sol[1][binary == 0] == 0)
+    assert sol.std() > 0   # raw predictions, not masked by the predicted phase
 
 
 def test_bundle_round_trip_out_channels(tmp_path: Path) -> None:

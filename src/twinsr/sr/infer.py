@@ -102,8 +102,11 @@ def superresolve(
         uint8 {0, 1} (solid where p >= μ*) or float32 probabilities in (0, 1).
     (numpy.ndarray, numpy.ndarray)
         With ``return_solution``: the above and the float32 solution (2, αZ, αY, αX), channel 0
-        the pore and channel 1 the solid solution in [0, 1], each set to 0 outside its
-        *predicted* phase (p >= μ* is solid), like :func:`twinsr.transport.diffusion_channels`.
+        the pore and channel 1 the solid solution in (0, 1), as predicted at every voxel (not
+        masked). Channel c is meaningful inside phase c; to get the convention of
+        :func:`twinsr.transport.diffusion_channels` (0 outside the phase) multiply by the
+        predicted phase, e.g. ``sol[0] * (binary == 0)``. Masking by the *predicted* phase puts
+        0 on every misclassified voxel, which dominates the error against the true solution.
 
     Raises
     ------
@@ -170,10 +173,7 @@ def superresolve(
             dst = tuple(slice(a * lo, a * hi) for lo, hi in core)
             pk = p[keep]
             if sol_out is not None:
-                solid = pk >= thr
-                u = y[0, 1:][(slice(None), *keep)].float()
-                u = torch.stack([torch.where(solid, 0.0, u[0]), torch.where(solid, u[1], 0.0)])
-                sol_out[(slice(None), *dst)] = u.cpu().numpy()
+                sol_out[(slice(None), *dst)] = y[0, 1:][(slice(None), *keep)].float().cpu().numpy()
             if probabilities:
                 out[dst] = pk.float().cpu().numpy()
             else:
