@@ -80,6 +80,8 @@ _LAZY: dict[str, str] = {
     "fit_threshold": "twinsr.sr",
     "load_model": "twinsr.sr",
     "superresolve": "twinsr.sr",
+    "solution_error": "twinsr.sr",
+    "SolutionError": "twinsr.sr",
     # out-of-core / distributed inference
     "superresolve_zarr": "twinsr.scale",
     # the study
