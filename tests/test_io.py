@@ -25,6 +25,9 @@ def test_round_trip_binary(tmp_path: Path, binary_volume: np.ndarray, suffix: st
     meta = read_metadata(path)
     assert meta["voxel_size"] == (0.5, 0.25, 0.125)
     assert meta["seed"] == 7 and meta["params"] == {"nu": 1.4}
+    both, meta2 = read_volume(path, return_metadata=True)
+    np.testing.assert_array_equal(both, binary_volume)
+    assert meta2 == meta
 
 
 @pytest.mark.parametrize("suffix", FORMATS)
@@ -114,6 +117,13 @@ def test_garbage_file(tmp_path: Path) -> None:
     p.write_bytes(b"this is not a tiff")
     with pytest.raises(VolumeFileError, match=r"cannot read .*bad\.tif"):
         read_volume(p)
+
+
+def test_metadata_reads_no_voxels(tmp_path: Path, binary_volume: np.ndarray,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    p = write_volume(tmp_path / "m.raw", binary_volume, voxel_size=2.0)
+    monkeypatch.setattr(np, "fromfile", lambda *a, **k: pytest.fail("voxels were read"))
+    assert read_metadata(p)["voxel_size"] == (2.0, 2.0, 2.0)
 
 
 def test_raw_size_mismatch(tmp_path: Path, binary_volume: np.ndarray) -> None:

@@ -96,7 +96,8 @@ def _builtin_name(path: PathLike) -> str | None:
 # --------------------------------------------------------------------------------------------
 # reading
 # --------------------------------------------------------------------------------------------
-def read_volume(path: PathLike, *, key: str | None = None) -> np.ndarray:
+def read_volume(path: PathLike, *, key: str | None = None,
+                return_metadata: bool = False) -> Any:
     """Read a volume (any supported format) into a numpy array.
 
     Parameters
@@ -106,10 +107,12 @@ def read_volume(path: PathLike, *, key: str | None = None) -> np.ndarray:
     key : str, optional
         Array name inside ``.npz`` / ``.h5`` / ``.zarr`` groups (default ``"image"``, or the
         only array present).
+    return_metadata : bool
+        Also return the metadata dict of :func:`read_metadata`, from the same read.
 
     Returns
     -------
-    numpy.ndarray
+    numpy.ndarray, or (numpy.ndarray, dict) with ``return_metadata=True``
         The stored array, dtype and shape as stored (a TIFF stack is (Z, Y, X)).
 
     Raises
@@ -124,17 +127,35 @@ def read_volume(path: PathLike, *, key: str | None = None) -> np.ndarray:
     >>> im.shape
     (128, 128, 128)
     """
+    arr, meta = _read(path, key, load=True)
+    return (arr, meta) if return_metadata else arr
+
+
+def read_metadata(path: PathLike, *, key: str | None = None) -> dict[str, Any]:
+    """Read a volume's metadata without reading its voxels.
+
+    Returns
+    -------
+    dict
+        ``voxel_size`` ((z, y, x) floats or None), ``unit`` and whatever ``metadata`` was
+        written with :func:`write_volume` (e.g. model parameters, seed, twinsr version).
+    """
+    return _read(path, key, load=False)[1]
+
+
+def _read(path: PathLike, key: str | None, *, load: bool) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """Dispatch to the format's reader; wrap foreign errors in :class:`VolumeFileError`."""
     name = _builtin_name(path)
     if name is not None:
         from twinsr import datasets
 
-        return datasets.load(name, key=key or "image")
+        return (datasets.load(name, key=key or "image") if load else None), datasets.metadata(name)
     p = Path(path)
     suffix = _suffix(p)
     if not p.exists():
         raise VolumeFileError(f"no such file: {p}")
     try:
-        return _READERS[suffix](p, key)[0]
+        return _READERS[suffix](p, key, load)
     except TwinsrError:
         raise
     except Exception as exc:
@@ -144,30 +165,14 @@ def read_volume(path: PathLike, *, key: str | None = None) -> np.ndarray:
         ) from exc
 
 
-def read_metadata(path: PathLike, *, key: str | None = None) -> dict[str, Any]:
-    """Read a volume's metadata without keeping the data.
-
-    Returns
-    -------
-    dict
-        ``voxel_size`` ((z, y, x) floats or None), ``unit`` and whatever ``metadata`` was
-        written with :func:`write_volume` (e.g. model parameters, seed, twinsr version).
-    """
-    name = _builtin_name(path)
-    if name is not None:
-        from twinsr import datasets
-
-        return datasets.metadata(name)
-    p = Path(path)
-    suffix = _suffix(p)
-    if not p.exists():
-        raise VolumeFileError(f"no such file: {p}")
-    try:
-        return _READERS[suffix](p, key)[1]
-    except TwinsrError:
-        raise
-    except Exception as exc:
-        raise VolumeFileError(f"cannot read metadata of {p} ({type(exc).__name__}: {exc})") from exc
+def _pick_key(names: list[str], key: str | None, where: Path) -> str:
+    """The array to read: ``key``, else ``"image"``, else the only array present."""
+    k = key or ("image" if "image" in names else (names[0] if len(names) == 1 else None))
+    if k is None:
+        raise VolumeFileError(f"{where} holds arrays {names}; choose one with key=... (CLI: --key)")
+    if k not in names:
+        raise VolumeFileError(f"{where} has no array {k!r}; it holds {names}")
+    return k
 
 
 def _meta_from(obj: Any) -> dict[str, Any]:
@@ -188,7 +193,10 @@ def _meta_from(obj: Any) -> dict[str, Any]:
     return meta
 
 
-def _read_tiff(p: Path, key: str | None) -> tuple[np.ndarray, dict[str, Any]]:
+_Read = tuple[np.ndarray | None, dict[str, Any]]
+
+
+def _read_tiff(p: Path, key: str | None, load: bool) -> _Read:
     import tifffile
 
     errors: list[str] = []
@@ -202,7 +210,9 @@ def _read_tiff(p: Path, key: str | None) -> tuple[np.ndarray, dict[str, Any]]:
     tiff_log = logging.getLogger("tifffile")
     tiff_log.addHandler(handler)
     try:
-        arr, meta = _read_tiff_file(p, tifffile)
+        with tifffile.TiffFile(p) as tif:
+            arr = _tiff_array(tif) if load else None
+            meta = _tiff_meta(tif)
     finally:
         tiff_log.removeHandler(handler)
     if errors:  # tifffile recovers from damaged files by returning partial data: refuse it
@@ -210,57 +220,46 @@ def _read_tiff(p: Path, key: str | None) -> tuple[np.ndarray, dict[str, Any]]:
     return arr, meta
 
 
-def _read_tiff_file(p: Path, tifffile: Any) -> tuple[np.ndarray, dict[str, Any]]:
-    with tifffile.TiffFile(p) as tif:
-        series = tif.series
-        if len(series) > 1 and len(series[0].shape) == 2 and all(
-                s.shape == series[0].shape and s.dtype == series[0].dtype for s in series):
-            arr = np.stack([s.asarray() for s in series])  # a stack written page by page
-        else:
-            arr = tif.asarray()
-        meta: dict[str, Any] = {"voxel_size": None}
-        ij = tif.imagej_metadata
-        if ij:
-            info = ij.get("Info")
-            if info:
-                meta = _meta_from(info)
-            page = tif.pages[0]
-            spacing = ij.get("spacing")
-            xres = page.tags.get("XResolution")
-            yres = page.tags.get("YResolution")
-            if spacing is not None and xres is not None and yres is not None:
-                xv = xres.value[1] / xres.value[0] if xres.value[0] else None
-                yv = yres.value[1] / yres.value[0] if yres.value[0] else None
-                if xv and yv:
-                    meta["voxel_size"] = (float(spacing), float(yv), float(xv))
-                    meta.setdefault("unit", ij.get("unit", "um"))
-        elif tif.shaped_metadata:
-            meta = _meta_from(tif.shaped_metadata[0].get(_META_KEY))
-    return arr, meta
+def _tiff_array(tif: Any) -> np.ndarray:
+    series = tif.series
+    if len(series) > 1 and len(series[0].shape) == 2 and all(
+            s.shape == series[0].shape and s.dtype == series[0].dtype for s in series):
+        return np.stack([s.asarray() for s in series])  # a stack written page by page
+    return tif.asarray()
 
 
-def _read_npy(p: Path, key: str | None) -> tuple[np.ndarray, dict[str, Any]]:
-    arr = np.load(p, allow_pickle=False)
+def _tiff_meta(tif: Any) -> dict[str, Any]:
+    ij = tif.imagej_metadata
+    if not ij:
+        return _meta_from(tif.shaped_metadata[0].get(_META_KEY)) if tif.shaped_metadata \
+            else {"voxel_size": None}
+    meta = _meta_from(ij.get("Info"))
+    spacing = ij.get("spacing")
+    xres = tif.pages[0].tags.get("XResolution")
+    yres = tif.pages[0].tags.get("YResolution")
+    if spacing is not None and xres is not None and yres is not None \
+            and xres.value[0] and yres.value[0]:
+        meta["voxel_size"] = (float(spacing), yres.value[1] / yres.value[0],
+                              xres.value[1] / xres.value[0])
+        meta.setdefault("unit", ij.get("unit", "um"))
+    return meta
+
+
+def _read_npy(p: Path, key: str | None, load: bool) -> _Read:
+    arr = np.load(p, allow_pickle=False) if load else None
     side = _sidecar(p)
-    meta = _meta_from(side.read_text()) if side.exists() else {"voxel_size": None}
-    return arr, meta
+    return arr, (_meta_from(side.read_text()) if side.exists() else {"voxel_size": None})
 
 
-def _read_npz(p: Path, key: str | None) -> tuple[np.ndarray, dict[str, Any]]:
-    with np.load(p, allow_pickle=False) as z:
-        names = [n for n in z.files if n != _META_KEY]
-        k = key or ("image" if "image" in names else (names[0] if len(names) == 1 else None))
-        if k is None or k not in z.files:
-            raise VolumeFileError(
-                f"{p} holds arrays {names}; choose one with key=... (CLI: --key)"
-                if k is None else f"{p} has no array {k!r}; it holds {names}"
-            )
-        arr = z[k]
+def _read_npz(p: Path, key: str | None, load: bool) -> _Read:
+    with np.load(p, allow_pickle=False) as z:  # members are read lazily, on access
+        k = _pick_key([n for n in z.files if n != _META_KEY], key, p)
+        arr = z[k] if load else None
         meta = _meta_from(str(z[_META_KEY])) if _META_KEY in z.files else {"voxel_size": None}
     return arr, meta
 
 
-def _read_raw(p: Path, key: str | None) -> tuple[np.ndarray, dict[str, Any]]:
+def _read_raw(p: Path, key: str | None, load: bool) -> _Read:
     side = _sidecar(p)
     if not side.exists():
         raise VolumeFileError(
@@ -284,37 +283,29 @@ def _read_raw(p: Path, key: str | None) -> tuple[np.ndarray, dict[str, Any]]:
             f"{p} has {actual} bytes but its sidecar says shape {shape} of {dtype.name} = "
             f"{expected} bytes; the file is truncated or the sidecar is wrong"
         )
+    if not load:
+        return None, _meta_from(info)
     arr = np.fromfile(p, dtype=dtype).reshape(shape)
     return arr.astype(arr.dtype.newbyteorder("="), copy=False), _meta_from(info)
 
 
-def _read_zarr(p: Path, key: str | None) -> tuple[np.ndarray, dict[str, Any]]:
+def _read_zarr(p: Path, key: str | None, load: bool) -> _Read:
     import zarr
 
     node = zarr.open(str(p), mode="r")
     if isinstance(node, zarr.Group):
-        names = sorted(name for name, _ in node.arrays())
-        k = key or ("image" if "image" in names else (names[0] if len(names) == 1 else None))
-        if k is None or k not in names:
-            raise VolumeFileError(f"zarr group {p} holds arrays {names}; choose one with key=...")
-        node = node[k]
-    arr = np.asarray(node[...])
-    return arr, _meta_from(dict(node.attrs).get(_META_KEY))
+        node = node[_pick_key(sorted(name for name, _ in node.arrays()), key, p)]
+    return (np.asarray(node[...]) if load else None), _meta_from(dict(node.attrs).get(_META_KEY))
 
 
-def _read_h5(p: Path, key: str | None) -> tuple[np.ndarray, dict[str, Any]]:
+def _read_h5(p: Path, key: str | None, load: bool) -> _Read:
     import h5py
 
     with h5py.File(p, "r") as f:
         names: list[str] = []
         f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
-        k = key or ("image" if "image" in names else (names[0] if len(names) == 1 else None))
-        if k is None or k not in names:
-            raise VolumeFileError(f"{p} holds datasets {names}; choose one with key=...")
-        ds = f[k]
-        arr = ds[...]
-        meta = _meta_from(ds.attrs.get(_META_KEY))
-    return arr, meta
+        ds = f[_pick_key(names, key, p)]
+        return (ds[...] if load else None), _meta_from(ds.attrs.get(_META_KEY))
 
 
 _READERS = {
@@ -494,8 +485,7 @@ def volume_info(path: PathLike, *, key: str | None = None, max_values: int = 16)
     two-phase volume (see :func:`twinsr._validation.as_binary_volume` for the accepted
     encodings) the solid fraction is reported (1 = solid).
     """
-    arr = read_volume(path, key=key)
-    meta = read_metadata(path, key=key)
+    arr, meta = read_volume(path, key=key, return_metadata=True)
     counts: dict[str, int] = {}
     binary = False
     solid = None
