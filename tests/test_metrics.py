@@ -199,3 +199,17 @@ def test_tortuosity_errors_real_transport_straight_channels():
         assert te.hr[p].tau_geod == pytest.approx(1.0, abs=1e-6)
         assert te.hr[p].tau_eff == pytest.approx(1.0, abs=1e-3)
         assert te.geod_rel_err[p] == 0.0
+
+
+def test_phase_tortuosities_diagonal_only_connection():
+    """A phase joined only through voxel edges: geodesic τ finite (26-graph), τ_eff = inf
+    (6-connected solve), and the phase counts as non-percolating."""
+    im = np.ones((8, 8, 3), np.uint8)
+    for i in range(8):
+        im[i, i, 1] = 0
+    t = metrics.phase_tortuosities(im, phases=("pore",), device="cpu")["pore"]
+    assert t.tau_geod == pytest.approx(math.sqrt(2))
+    assert t.tau_eff == math.inf
+    assert t.percolating is False
+    with pytest.raises(VolumeError, match="'pore' or 'solid'"):
+        metrics.phase_tortuosities(im, phases=("pore", "gas"))

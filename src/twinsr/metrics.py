@@ -253,28 +253,31 @@ def phase_tortuosities(im: np.ndarray, *, axis: int = 0,
     Returns
     -------
     dict[str, PhaseTortuosity]
-        Keyed by phase name. Non-percolating phases have ``tau = inf`` and ``percolating=False``.
+        Keyed by phase name. ``tau_eff`` is ``inf`` when no 6-connected cluster joins the two
+        faces, ``tau_geod`` when no inlet voxel reaches the outlet plane on the 26-neighbour
+        graph; ``percolating`` is True only if both are finite (a phase joined only through
+        voxel edges or corners has a finite ``tau_geod`` but ``percolating=False``).
     """
     from twinsr.transport import effective_tortuosity, geodesic_tortuosity
 
     vol = as_binary_volume(im, "im")
     ax = check_axis(axis)
+    bad = [name for name in phases if name not in PHASES]
+    if bad:
+        raise VolumeError(f"`phases` entries must be 'pore' or 'solid', got {bad[0]!r}")
     out: dict[str, PhaseTortuosity] = {}
     for name in phases:
-        if name not in PHASES:
-            raise VolumeError(f"`phases` entries must be 'pore' or 'solid', got {name!r}")
         ph = PHASES[name]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NonPercolatingWarning)
             g = geodesic_tortuosity(vol, phase=ph, axis=ax)
             e = effective_tortuosity(vol, phase=ph, axis=ax, device=device)
-        # GeodesicResult.tau is inf when no inlet voxel connects; TortuosityResult has a flag
-        tg = float(g.tau) if math.isfinite(float(g.tau)) else math.inf
-        te = float(e.tau) if e.percolating else math.inf
-        perc = math.isfinite(tg) and bool(e.percolating)
+        # both results give tau = inf exactly when their phase does not percolate (for the
+        # geodesic: connected_fraction == 0)
+        perc = math.isfinite(g.tau) and e.percolating
         if not perc:
             logger.info("phase %s does not percolate along axis %d", name, ax)
-        out[name] = PhaseTortuosity(name, tg, te, perc)
+        out[name] = PhaseTortuosity(name, g.tau, e.tau, perc)
     return out
 
 
