@@ -6,6 +6,7 @@ Messages follow one pattern: what was expected, what was found, how to fix it, e
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -192,14 +193,11 @@ def check_shape(shape: object, name: str = "shape", *, ndim: int = 3) -> tuple[i
 def available_memory_bytes() -> int:
     """Memory available to this process in bytes (MemAvailable, cgroup limit if lower)."""
     avail = None
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    avail = int(line.split()[1]) * 1024
-                    break
-    except OSError:
-        pass
+    with contextlib.suppress(OSError), open("/proc/meminfo") as fh:
+        for line in fh:
+            if line.startswith("MemAvailable:"):
+                avail = int(line.split()[1]) * 1024
+                break
     for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
         try:
             with open(path) as fh:

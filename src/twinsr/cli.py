@@ -535,7 +535,7 @@ def info(
     table.add_row("shape (Z, Y, X)", " x ".join(map(str, vi.shape)))
     table.add_row("dtype", vi.dtype)
     if vi.value_counts:
-        total = sum(vi.value_counts.values()) if vi.dtype != "float32" else 1
+        total = sum(vi.value_counts.values())
         table.add_row("values", ", ".join(f"{k}: {v} ({v / total:.1%})" if vi.binary else f"{k}: {v}"
                                           for k, v in vi.value_counts.items()))
     if vi.binary and vi.solid_fraction is not None:
