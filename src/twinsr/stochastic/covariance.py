@@ -66,16 +66,19 @@ __all__ = [
 COVARIANCE_FAMILIES: tuple[str, ...] = ("exponential", "gaussian", "matern")
 
 
-def _check_gamma(gamma: object) -> float:
+def _positive_float(value: object, name: str, hint: str) -> float:
+    """``value`` as a finite float > 0, else ConfigError naming ``name`` and what it means."""
     try:
-        g = float(gamma)  # type: ignore[arg-type]
+        v = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"`gamma` must be a number (voxel^-1), got {gamma!r}") from exc
-    if not math.isfinite(g) or g <= 0:
-        raise ConfigError(
-            f"`gamma` must be finite and > 0 (inverse correlation length in voxel^-1), got {gamma!r}"
-        )
-    return g
+        raise ConfigError(f"`{name}` must be a number ({hint}), got {value!r}") from exc
+    if not math.isfinite(v) or v <= 0:
+        raise ConfigError(f"`{name}` must be finite and > 0 ({hint}), got {value!r}")
+    return v
+
+
+def _check_gamma(gamma: object) -> float:
+    return _positive_float(gamma, "gamma", "inverse correlation length in voxel^-1")
 
 
 @dataclass(frozen=True)
@@ -243,13 +246,7 @@ def make_covariance(name: str, gamma: float, *, matern_nu: float = 1.5) -> Covar
 
 
 def _check_voxel(voxel_size: object) -> float:
-    try:
-        v = float(voxel_size)  # type: ignore[arg-type]
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"`voxel_size` must be a positive number, got {voxel_size!r}") from exc
-    if not math.isfinite(v) or v <= 0:
-        raise ConfigError(f"`voxel_size` must be finite and > 0, got {voxel_size!r}")
-    return v
+    return _positive_float(voxel_size, "voxel_size", "voxel edge length")
 
 
 def gamma_to_physical(gamma: float, voxel_size: float) -> float:

@@ -48,6 +48,7 @@ from twinsr.exceptions import ConfigError
 from twinsr.stochastic.covariance import (
     COVARIANCE_FAMILIES,
     Covariance,
+    _positive_float,
     gamma_to_physical,
     make_covariance,
 )
@@ -136,16 +137,6 @@ def excursion_coverage(r: np.ndarray | float, nu: float, *, method: str = "serie
 # --------------------------------------------------------------------------------------------
 # the model
 # --------------------------------------------------------------------------------------------
-def _float_param(value: object, name: str, hint: str) -> float:
-    try:
-        v = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"`{name}` must be a number ({hint}), got {value!r}") from exc
-    if not math.isfinite(v) or v <= 0:
-        raise ConfigError(f"`{name}` must be finite and > 0 ({hint}), got {value!r}")
-    return v
-
-
 def _check_excursion_phase(phase: object) -> str:
     if isinstance(phase, str) and phase.strip().lower() in EXCURSION_PHASES:
         return phase.strip().lower()
@@ -165,7 +156,7 @@ def _check_voxel_size(voxel_size: object) -> float | None:
                 "resample anisotropic volumes to cubic voxels first"
             )
         voxel_size = vals[0]
-    return _float_param(voxel_size, "voxel_size", "voxel edge length in micrometres")
+    return _positive_float(voxel_size, "voxel_size", "voxel edge length in micrometres")
 
 
 @dataclass(frozen=True)
@@ -217,7 +208,7 @@ class ChiSquareModel:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        set_(self, "nu", _float_param(self.nu, "nu", "threshold on X1^2 + X2^2"))
+        set_(self, "nu", _positive_float(self.nu, "nu", "threshold on X1^2 + X2^2"))
         cov = make_covariance(self.covariance, self.gamma, matern_nu=self.matern_nu)
         set_(self, "covariance", cov.name)
         set_(self, "gamma", cov.gamma)
