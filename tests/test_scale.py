@@ -92,6 +92,11 @@ def test_resume_with_other_settings_refused(tmp_path: Path, lr: np.ndarray) -> N
         superresolve_zarr(lr, m, tmp_path / "sr.zarr", chunk=6, device="cpu", progress=stop)
     with pytest.raises(VolumeFileError, match="interrupted run with other settings"):
         superresolve_zarr(lr, m, tmp_path / "sr.zarr", chunk=7, device="cpu")
+    other = _model()
+    with torch.no_grad():
+        next(other.network.parameters()).add_(0.01)  # same architecture, other weights
+    with pytest.raises(VolumeFileError, match="interrupted run with other settings"):
+        superresolve_zarr(lr, other, tmp_path / "sr.zarr", chunk=6, device="cpu")
 
 
 def test_bad_arguments(tmp_path: Path, lr: np.ndarray) -> None:

@@ -173,7 +173,7 @@ def superresolve_zarr(
     done_dir = partial / _DONE
     settings = {"shape_lr": list(chans.shape[1:]), "alpha": a, "chunk": chunk,
                 "probabilities": bool(probabilities), "threshold": float(model.threshold),
-                "inputs": model.inputs, "axis": axis}
+                "inputs": model.inputs, "axis": axis, "weights": _fingerprint(model.network)}
     dtype = np.float32 if probabilities else np.uint8
     if partial.exists():
         prev = json.loads((partial / ".twinsr-settings.json").read_text()) \
@@ -246,6 +246,17 @@ def superresolve_zarr(
     (partial / ".twinsr-settings.json").unlink()
     os.replace(partial, out)  # out does not exist (checked above): an atomic rename
     return out
+
+
+def _fingerprint(net: Any) -> str:
+    """SHA-1 of the network's parameters and buffers: a resumed run must use the same weights."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for name, t in sorted(net.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def _block_chunks(size: int, chunk: int, halo: int) -> tuple[int, ...]:
