@@ -187,9 +187,9 @@ def _s2(b: np.ndarray, max_lag: int, *, per_axis: bool = False) -> np.ndarray:
     return out if per_axis else out.mean(axis=0)
 
 
-def _auto_max_lag(b: np.ndarray) -> int:
-    limit = min(b.shape) // 2
-    s2 = _s2(b, limit)
+def _auto_max_lag(s2: np.ndarray) -> int:
+    """Default fit range from S₂ at lags 0…min(shape) // 2 (``s2`` covers that whole range)."""
+    limit = s2.size - 1
     eps = s2[0]
     kappa = (s2 - eps**2) / (eps - eps**2)
     below = np.nonzero(kappa <= 0.05)[0]
@@ -318,8 +318,13 @@ def calibrate(
         phase = "pore" if n_solid == 0 else "solid"
         raise VolumeError(f"`im` is all {phase} (solid fraction {eps:g}); the model needs both "
                           "phases present to calibrate")
-    lag = _auto_max_lag(b) if max_lag is None else _check_max_lag(max_lag, b.shape)
-    emp = _s2(b, lag)
+    if max_lag is None:  # S₂ up to min(shape) // 2 picks the range; the fit uses its head
+        s2_all = _s2(b, min(b.shape) // 2)
+        lag = _auto_max_lag(s2_all)
+        emp = s2_all[: lag + 1]
+    else:
+        lag = _check_max_lag(max_lag, b.shape)
+        emp = _s2(b, lag)
     h = np.arange(lag + 1)
     fits: dict[tuple[str, str], tuple[float, float]] = {}
     for phase in phases:
