@@ -210,3 +210,11 @@ def test_sample_bad_shape_and_memory(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(validation, "available_memory_bytes", lambda: 2**20)
     with pytest.raises(MemoryBudgetError, match=r"only 0\.0 GiB is available"):
         m.sample(64)
+
+
+@pytest.mark.parametrize("nu", [-1.0, 0.0, float("nan"), "x"])
+def test_excursion_coverage_rejects_bad_nu(nu: object) -> None:
+    with pytest.raises(ConfigError, match="`nu` must be"):
+        excursion_coverage(0.5, nu)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="`method` must be"):
+        excursion_coverage(0.5, 1.0, method="exact")

@@ -107,6 +107,11 @@ def excursion_coverage(r: np.ndarray | float, nu: float, *, method: str = "serie
     method : {"series", "integral"}
         Windowed exact series (fast, default) or the ``ncx2.sf`` integral (slow cross-check).
 
+    Raises
+    ------
+    ConfigError
+        Unknown ``method``; ``nu`` not a finite number > 0.
+
     Examples
     --------
     >>> float(excursion_coverage(0.0, 2.0)) == math.exp(-2.0)   # independent points: ε²
@@ -114,6 +119,7 @@ def excursion_coverage(r: np.ndarray | float, nu: float, *, method: str = "serie
     """
     if method not in ("series", "integral"):
         raise ConfigError(f"`method` must be 'series' or 'integral', got {method!r}")
+    nu = _positive_float(nu, "nu", "threshold on X1^2 + X2^2")
     one = _series_one if method == "series" else _integral_one
     r_arr = np.clip(np.asarray(r, dtype=np.float64), 0.0, 1.0)
     eps = math.exp(-0.5 * nu)
