@@ -520,7 +520,6 @@ def _direct_fine(deg: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     """Direct solve of a tiny level-0 system (grids with <= ``_COARSEST`` voxels); padded output."""
     inner = (slice(1, -1),) * 3
     m = (deg[inner] > 0).astype(np.float32)
-    n0 = m.shape[0]
     pad = [np.zeros(m.shape, np.float32) for _ in range(3)]
     pad[0][:-1] = m[:-1] * m[1:]
     pad[1][:, :-1] = m[:, :-1] * m[:, 1:]
@@ -534,7 +533,6 @@ def _direct_fine(deg: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     if index.size:
         sol[index] = lu.solve(b.reshape(-1)[index].astype(np.float64))
     out[inner] = sol.reshape(m.shape)
-    del n0
     return out
 
 

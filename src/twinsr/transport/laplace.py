@@ -143,6 +143,10 @@ class _Clusters:
     dead_end: bool
     floating: bool
 
+    def why_not_percolating(self) -> str:
+        """The reason for a NonPercolatingWarning (only meaningful when ``n_unknowns == 0``)."""
+        return "has no voxels" if self.n_phase == 0 else "does not connect the two faces"
+
 
 def _clusters(phase_t: np.ndarray) -> _Clusters:
     """Classify the 6-connected clusters of a boolean phase array (transport axis first)."""
@@ -315,9 +319,8 @@ def solve_laplace(
     )
     percolating = cl.n_unknowns > 0
     if not percolating:
-        why = "has no voxels" if cl.n_phase == 0 else "does not connect the two faces"
         warnings.warn(
-            f"the {_PHASE_NAMES[ph]} phase {why} along axis {ax}; the flux is 0",
+            f"the {_PHASE_NAMES[ph]} phase {cl.why_not_percolating()} along axis {ax}; the flux is 0",
             NonPercolatingWarning,
             stacklevel=2,
         )
@@ -395,10 +398,9 @@ def diffusion_channels(
         _, _, _, _, _, cl = _solve_t(vol_t == ph, tol=tol_f, max_iter=max_it, backend=backend,
                                      progress=progress, out=out_t[ph], work=work)
         if cl.n_unknowns == 0:
-            why = "has no voxels" if cl.n_phase == 0 else "does not connect the two faces"
             warnings.warn(
-                f"the {_PHASE_NAMES[ph]} phase {why} along axis {ax}; its channel holds only "
-                "dead-end values (0 or 1) or zeros",
+                f"the {_PHASE_NAMES[ph]} phase {cl.why_not_percolating()} along axis {ax}; its "
+                "channel holds only dead-end values (0 or 1) or zeros",
                 NonPercolatingWarning,
                 stacklevel=2,
             )

@@ -181,9 +181,8 @@ def effective_tortuosity(
     area = phase_t.shape[1] * phase_t.shape[2]
     eps = cl.n_phase / phase_t.size
     if cl.n_unknowns == 0:
-        why = "has no voxels" if cl.n_phase == 0 else "does not connect the two faces"
         warnings.warn(
-            f"the {_PHASE_NAMES[ph]} phase {why} along axis {ax}: tau = inf",
+            f"the {_PHASE_NAMES[ph]} phase {cl.why_not_percolating()} along axis {ax}: tau = inf",
             NonPercolatingWarning,
             stacklevel=2,
         )
