@@ -38,7 +38,7 @@ from twinsr.metrics import (
     relative_error,
     surface_accuracy,
 )
-from twinsr.resample import downsample
+from twinsr.resample import crop_to_multiple, downsample
 
 __all__ = [
     "COLUMNS",
@@ -67,13 +67,7 @@ def prepare_volume(im: np.ndarray, *, k: int, alpha_max: int, crop: int | None =
         If the volume cannot hold ``k**3`` sub-volumes whose LR edge at ``alpha_max`` is at
         least ``min_lr_edge`` (message gives the sizes needed).
     """
-    if crop is not None:
-        sl = []
-        for s in im.shape:
-            c = min(s, crop)
-            start = (s - c) // 2
-            sl.append(slice(start, start + c))
-        im = im[tuple(sl)]
+    im = central_crop(im, crop)
     unit = k * alpha_max
     need = unit * min_lr_edge
     if any(s < need for s in im.shape):
@@ -81,8 +75,19 @@ def prepare_volume(im: np.ndarray, *, k: int, alpha_max: int, crop: int | None =
             f"{name}: shape {im.shape} is too small for {k**3} sub-volumes at alpha={alpha_max} "
             f"with LR edges >= {min_lr_edge}; every axis needs >= {need} HR voxels "
             f"(use a larger volume, fewer sub-volumes or drop alpha={alpha_max})")
-    fit = tuple((s // unit) * unit for s in im.shape)
-    return np.ascontiguousarray(im[tuple(slice(0, f) for f in fit)])
+    return np.ascontiguousarray(crop_to_multiple(im, unit))
+
+
+def central_crop(im: np.ndarray, edge: int | None) -> np.ndarray:
+    """The central block of ``im`` with at most ``edge`` voxels per axis (None: ``im`` itself)."""
+    if edge is None:
+        return im
+    sl = []
+    for s in im.shape:
+        c = min(s, edge)
+        start = (s - c) // 2
+        sl.append(slice(start, start + c))
+    return im[tuple(sl)]
 
 
 def cut_subvolumes(im: np.ndarray, k: int) -> list[np.ndarray]:

@@ -35,6 +35,7 @@ from twinsr._atomic import atomic_path, atomic_write_text
 from twinsr._validation import as_binary_volume, resolve_device
 from twinsr.exceptions import ConfigError, TwinsrError, VolumeError
 from twinsr.study.config import StudyConfig, config_difference
+from twinsr.study.evaluate import central_crop
 
 __all__ = ["ARTEFACTS", "StudyResult", "run_study", "sample_name"]
 
@@ -165,17 +166,6 @@ def _read_entry(entry: str) -> np.ndarray:
     return as_binary_volume(im, entry)
 
 
-def _central_crop(im: np.ndarray, edge: int | None) -> np.ndarray:
-    if edge is None:
-        return im
-    sl = []
-    for s in im.shape:
-        c = min(s, edge)
-        st = (s - c) // 2
-        sl.append(slice(st, st + c))
-    return im[tuple(sl)]
-
-
 class _Log:
     """Progress lines to the logger and the optional callback; per-step timing."""
 
@@ -198,15 +188,16 @@ class _Log:
 # ------------------------------------------------------------------------------ folder
 def _prepare_folder(cfg: StudyConfig, out: Path, force: bool, log: _Log) -> dict[str, Any]:
     study_path = out / STUDY_FILE
+    old: dict[str, Any] = {}
     if study_path.exists():
         try:
             old = json.loads(study_path.read_text(encoding="utf-8"))
             old_id = old["config"]
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             if not force:
                 raise ConfigError(f"{study_path} is unreadable ({exc}); pass force=True "
                                   "(--force) to start the study afresh") from None
-            old_id = None
+            old, old_id = {}, None
         new_id = cfg.identity()
         if old_id is not None and old_id != new_id:
             diff = config_difference(old_id, new_id)
@@ -222,6 +213,7 @@ def _prepare_folder(cfg: StudyConfig, out: Path, force: bool, log: _Log) -> dict
                     shutil.rmtree(p)
                 elif p.exists():
                     p.unlink()
+            old = {}
     elif out.exists() and any(out.iterdir()) and not force:
         raise ConfigError(f"{out} is not empty and holds no {STUDY_FILE}; choose an empty or new "
                           "folder, or pass force=True (--force) to use it anyway")
@@ -230,11 +222,7 @@ def _prepare_folder(cfg: StudyConfig, out: Path, force: bool, log: _Log) -> dict
     meta = {"name": cfg.name, "config": cfg.identity(), "seed": cfg.seed,
             "versions": _versions(), "git": _git_hash(), "device": _device_desc(dev),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    if study_path.exists():
-        with_old = json.loads(study_path.read_text(encoding="utf-8"))
-        meta["first_started"] = with_old.get("first_started", with_old.get("started"))
-    else:
-        meta["first_started"] = meta["started"]
+    meta["first_started"] = old.get("first_started", old.get("started", meta["started"]))
     atomic_write_text(study_path, json.dumps(meta, indent=1))
     atomic_write_text(out / "config.yaml", cfg.to_yaml())
     return meta
@@ -261,7 +249,7 @@ def _calibrate(cfg: StudyConfig, out: Path, log: _Log) -> list[Any]:
             model = ChiSquareModel.from_json(entry)
             log(f"calibrate {name}: parameters read from {entry}")
         else:
-            im = _central_crop(_read_entry(entry), cfg.calibration_crop)
+            im = central_crop(_read_entry(entry), cfg.calibration_crop)
             res = calibrate(im, covariance=cfg.covariance, excursion_phase=cfg.excursion_phase)
             model = res.model
             log(f"calibrate {name}: nu={model.nu:.4g}, gamma={model.gamma:.4g} "
@@ -326,16 +314,16 @@ MICRO_TRAIN: dict[str, Any] = {
 }
 
 
-def _run_complete(run: Path, alpha: int, inputs: str) -> bool:
+def _load_complete(run: Path, alpha: int, inputs: str) -> Any | None:
+    """The model bundle of a finished training run, or None if the run is missing/incomplete."""
     from twinsr.sr import load_model
 
     if not (run / "run.json").exists():
-        return False
+        return None
     try:
-        load_model(run, alpha=alpha, inputs=inputs)
+        return load_model(run, alpha=alpha, inputs=inputs)
     except TwinsrError:
-        return False
-    return True
+        return None
 
 
 def _train(cfg: StudyConfig, out: Path, db: Any, log: _Log) -> tuple[dict[str, Path],
@@ -352,7 +340,8 @@ def _train(cfg: StudyConfig, out: Path, db: Any, log: _Log) -> tuple[dict[str, P
         for a in cfg.alphas:
             name = f"N_{inputs}_a{a}"
             run = out / "runs" / f"{inputs}_a{a}"
-            if _run_complete(run, a, inputs):
+            model = _load_complete(run, a, inputs)
+            if model is not None:
                 log(f"train {name}: complete, skipped")
             else:
                 init = prev if (cfg.transfer and prev is not None) else None
@@ -372,7 +361,7 @@ def _train(cfg: StudyConfig, out: Path, db: Any, log: _Log) -> tuple[dict[str, P
                     f"{res.best_val_loss:.4f}, threshold {res.threshold:.3f}, "
                     f"{res.seconds:.0f} s")
                 did = True
-            model = load_model(run, alpha=a, inputs=inputs)
+                model = load_model(run, alpha=a, inputs=inputs)
             bundles[name] = run
             thresholds[name] = float(model.threshold)
             prev = run
@@ -437,7 +426,7 @@ def _evaluate(cfg: StudyConfig, out: Path, db: Any, bundles: dict[str, Path],
         if not todo:
             log(f"evaluate {source}/{sample}: complete, skipped")
             continue
-        im = _central_crop(loader(), crop)
+        im = central_crop(loader(), crop)
         feasible = [a for a in cfg.alphas if min(im.shape) // (k * a) >= cfg.min_lr_edge]
         these_skipped = [
             f"{source}/{sample} α={a}: volume {im.shape} too small for {cfg.subvolumes} "
@@ -447,7 +436,8 @@ def _evaluate(cfg: StudyConfig, out: Path, db: Any, bundles: dict[str, Path],
             log(f"evaluate: skipping {s}")
         if these_skipped:
             atomic_write_text(skip_file, json.dumps(these_skipped, indent=1))
-            skipped += these_skipped
+            # a resumed volume may have loaded these from skip_file already
+            skipped += [s for s in these_skipped if s not in skipped]
         todo = [a for a in todo if a in feasible]
         if not feasible or not todo:
             continue
