@@ -279,3 +279,27 @@ def test_cli_study_errors(tmp_path):
     assert r.exit_code == 1 and "alphas" in r.output
     r = runner.invoke(app, ["study", "--preset", "nope", "-o", str(tmp_path / "z")])
     assert r.exit_code == 1 and "unknown study preset" in r.output
+
+
+def test_unreadable_study_file_refused_unless_force(tmp_path):
+    from twinsr.study.pipeline import _Log, _prepare_folder
+
+    (tmp_path / "study.json").write_text("{not json")
+    cfg = StudyConfig.preset("micro", device="cpu")
+    with pytest.raises(ConfigError, match=r"unreadable.*force"):
+        _prepare_folder(cfg, tmp_path, False, _Log(None))
+    meta = _prepare_folder(cfg, tmp_path, True, _Log(None))
+    assert meta["first_started"] == meta["started"]
+    assert json.loads((tmp_path / "study.json").read_text())["seed"] == cfg.seed
+
+
+def test_figure_names_keep_dots_in_sample_names(tmp_path):
+    from twinsr.study.plots import plot_error_slices
+
+    hr = np.zeros((8, 8), np.uint8)
+    hr[2:6] = 1
+    paths = plot_error_slices({2: {"hr": hr, "nearest": hr}},
+                              tmp_path / "error_slices__measured__a.b")
+    assert sorted(p.name for p in paths) == ["error_slices__measured__a.b.pdf",
+                                             "error_slices__measured__a.b.png"]
+    assert all(p.exists() for p in paths)

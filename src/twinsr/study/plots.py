@@ -54,14 +54,27 @@ def _save(fig: Any, path: Path) -> list[Path]:
     from twinsr._atomic import atomic_path
 
     path.parent.mkdir(parents=True, exist_ok=True)
+    # ``path`` has no suffix; a sample name may hold dots ("a.b"), so append, never replace
+    base = path.with_suffix("") if path.suffix.lower() in (".png", ".pdf") else path
     out = []
     for ext in (".png", ".pdf"):
-        target = path.with_suffix(ext)
+        target = base.with_name(base.name + ext)
         with atomic_path(target) as tmp:
             fig.savefig(tmp, dpi=130, bbox_inches="tight", format=ext[1:])
         out.append(target)
     _plt().close(fig)
     return out
+
+
+def _save_with_legend(fig: Any, methods: Sequence[str], colours: dict[str, Any],
+                      path: Path) -> list[Path]:
+    """Add the shared method legend below the panels, then :func:`_save`."""
+    from matplotlib.patches import Patch
+
+    fig.legend(handles=[Patch(color=colours[m], label=m) for m in methods],
+               loc="lower center", ncol=len(methods), fontsize=8, bbox_to_anchor=(0.5, -0.02))
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    return _save(fig, path)
 
 
 def error_image(sr: np.ndarray, hr: np.ndarray) -> np.ndarray:
@@ -151,8 +164,6 @@ def plot_boxplots(df: Any, path: str | Path, *, methods: Sequence[str] | None = 
         Output path without suffix.
     """
     plt = _plt()
-    from matplotlib.patches import Patch
-
     sources = [s for s in ("simulated", "measured") if s in set(df["source"])]
     methods = list(methods or [m for m in df["method"].unique() if m != "ground_truth"])
     alphas = sorted(int(a) for a in df["alpha"].unique())
@@ -167,18 +178,13 @@ def plot_boxplots(df: Any, path: str | Path, *, methods: Sequence[str] | None = 
             extra = f" ({n_inf} inf not shown)" if n_inf else ""
             axes[r, c].set_title(f"{src}: {label}{extra}", fontsize=9)
             axes[r, c].grid(axis="y", alpha=0.3)
-    fig.legend(handles=[Patch(color=colours[m], label=m) for m in methods],
-               loc="lower center", ncol=len(methods), fontsize=8, bbox_to_anchor=(0.5, -0.02))
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    return _save(fig, Path(path))
+    return _save_with_legend(fig, methods, colours, Path(path))
 
 
 def plot_phase_tortuosity(df: Any, path: str | Path, *, methods: Sequence[str] | None = None
                           ) -> list[Path]:
     """Fig. A2: relative errors of geodesic and effective tortuosity per phase and source."""
     plt = _plt()
-    from matplotlib.patches import Patch
-
     sources = [s for s in ("simulated", "measured") if s in set(df["source"])]
     methods = list(methods or [m for m in df["method"].unique() if m != "ground_truth"])
     alphas = sorted(int(a) for a in df["alpha"].unique())
@@ -194,10 +200,7 @@ def plot_phase_tortuosity(df: Any, path: str | Path, *, methods: Sequence[str] |
             kind = "geodesic" if "geod" in metric else "effective"
             axes[r, c].set_title(f"{src}: {kind} τ, {phase}{extra}", fontsize=9)
             axes[r, c].grid(axis="y", alpha=0.3)
-    fig.legend(handles=[Patch(color=colours[m], label=m) for m in methods],
-               loc="lower center", ncol=len(methods), fontsize=8, bbox_to_anchor=(0.5, -0.02))
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    return _save(fig, Path(path))
+    return _save_with_legend(fig, methods, colours, Path(path))
 
 
 def plot_training_curves(histories: Mapping[str, Any], path: str | Path) -> list[Path]:
