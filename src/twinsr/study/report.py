@@ -93,6 +93,12 @@ def _med(df: Any, source: str, alpha: int, method: str, metric: str, phase: str)
     return _median(v)
 
 
+def _verdict(checks: Sequence[bool]) -> str:
+    """"supported" if every check holds, "partly supported" if some do, else "not supported"."""
+    return ("supported" if all(checks) else
+            "partly supported" if any(checks) else "not supported")
+
+
 def _better(a: float, b: float, higher: bool) -> bool:
     return (a > b) if higher else (a < b)
 
@@ -155,8 +161,7 @@ def findings(df: Any, *, networks: Sequence[str], baseline: str = "triquadratic"
                 det.append(f"{src}: median accuracy drop α={lo}→{hi}: {n} {drop:.4f}, "
                            f"{baseline} {drop_b:.4f}")
         if checks:
-            verdict = ("supported" if all(checks) else
-                       "partly supported" if any(checks) else "not supported")
+            verdict = _verdict(checks)
         det.insert(0, "stable = the network loses no more accuracy than interpolation as α grows")
     else:
         det.append("needs two or more α and a network")
@@ -182,8 +187,7 @@ def findings(df: Any, *, networks: Sequence[str], baseline: str = "triquadratic"
                 det.append(f"α={a}, {src}: N_diffu − N_bin median accuracy {d_acc:+.4f}, "
                            f"surface accuracy {d_sur:+.4f} -> N_diffu {verdict_a} "
                            f"(paper: {'better' if a in (2, 4) else 'slightly worse'})")
-        verdict = ("supported" if all(agree) else
-                   "partly supported" if any(agree) else "not supported")
+        verdict = _verdict(agree)
     else:
         det.append("needs both N_bin and N_diffu")
     det.insert(0, f"a median-accuracy difference within ±{TIE_TOLERANCE} counts as a tie")
@@ -206,8 +210,7 @@ def findings(df: Any, *, networks: Sequence[str], baseline: str = "triquadratic"
                 det.append(f"α={a}, {n}: median accuracy measured {m:.4f} vs simulated {s:.4f} "
                            f"(difference {m - s:+.4f})")
         if checks:
-            verdict = ("supported" if all(checks) else
-                       "partly supported" if any(checks) else "not supported")
+            verdict = _verdict(checks)
         det.insert(0, "as well = measured median accuracy at most 0.01 below simulated")
     else:
         det.append("needs simulated and measured test data and a network")
