@@ -36,6 +36,17 @@ def _preset_rows() -> list[list[object]]:
     return rows
 
 
+def _medians(summ, metrics: list[str]) -> list[list[object]]:
+    """[source, α, method, median of each metric] for every group that has all ``metrics``."""
+    sub = summ[summ["metric"].isin(metrics)]
+    if not len(sub):
+        return []
+    wide = sub.pivot(index=["source", "alpha", "method"], columns="metric", values="median")
+    wide = wide.reindex(columns=metrics).dropna()
+    return [[src, int(a), m, *map(float, vals)]
+            for (src, a, m), vals in zip(wide.index, wide.to_numpy(), strict=True)]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="quick", choices=sorted(PRESETS))
@@ -55,31 +66,20 @@ def main() -> None:
         for step, sec in r["step_seconds"].items():
             step_rows.append([r["started"], step, r["steps"][step], sec])
     summ = summary_table(res.table)
-    head = summ[summ["metric"].isin(["accuracy", "surface_accuracy"])]
-    rows = []
-    for (src, a, m), g in head.groupby(["source", "alpha", "method"], sort=True):
-        acc = g[g.metric == "accuracy"]["median"].iloc[0]
-        sur = g[g.metric == "surface_accuracy"]["median"].iloc[0]
-        rows.append([src, a, m, acc, sur])
-    tau = summ[summ["metric"].isin(["tau_geod_rel_err", "tau_eff_rel_err"])]
-    tau_rows = []
-    for (src, a, m), g in tau.groupby(["source", "alpha", "method"], sort=True):
-        geo = g[g.metric == "tau_geod_rel_err"]["median"].iloc[0]
-        eff = g[g.metric == "tau_eff_rel_err"]["median"].iloc[0]
-        tau_rows.append([src, a, m, geo, eff])
+    rows = _medians(summ, ["accuracy", "surface_accuracy"])
+    tau_rows = _medians(summ, ["tau_geod_rel_err", "tau_eff_rel_err"])
     found = findings(res.table, networks=[f"N_{i}" for i in res.config.inputs])
     # does every network beat tri-quadratic on accuracy and surface accuracy everywhere?
+    head = {tuple(r[:3]): r[3:] for r in rows}
     beats = []
     for src in sorted(set(res.table["source"])):
         for a in res.config.alphas:
-            tri = head[(head.source == src) & (head.alpha == a) & (head.method == "triquadratic")]
+            tri = head.get((src, a, "triquadratic"))
             for n in (f"N_{i}" for i in res.config.inputs):
-                net = head[(head.source == src) & (head.alpha == a) & (head.method == n)]
-                for metric in ("accuracy", "surface_accuracy"):
-                    t = tri[tri.metric == metric]["median"]
-                    v = net[net.metric == metric]["median"]
-                    if len(t) and len(v):
-                        beats.append((src, a, n, metric, float(v.iloc[0]) > float(t.iloc[0])))
+                net = head.get((src, a, n))
+                if tri and net:
+                    beats += [(src, a, n, metric, v > t) for metric, t, v
+                              in zip(("accuracy", "surface_accuracy"), tri, net, strict=True)]
     n_beat = sum(b[-1] for b in beats)
     misses = [f"{s} α={a} {n} {m}" for s, a, n, m, ok in beats if not ok]
     body = (
