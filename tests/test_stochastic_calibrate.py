@@ -208,3 +208,15 @@ def test_cli_calibrate_and_generate(tmp_path: Path) -> None:
     r = runner.invoke(app, ["calibrate", "builtin:nmc_superres_xct", "-o",
                             str(tmp_path / "b.json"), "--covariance", "gaussian"])
     assert r.exit_code == 0, r.output
+
+
+def test_generate_resumes_files_written_by_another_twinsr_version(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import twinsr
+
+    m = ChiSquareModel.from_volume_fraction(0.5, 0.3)
+    (p,) = generate(m, 16, 1, out_dir=tmp_path, fmt="npy")
+    before = p.stat().st_mtime_ns
+    monkeypatch.setattr(twinsr, "__version__", "0.0.0-other")
+    assert generate(m, 16, 1, out_dir=tmp_path, fmt="npy") == [p]  # same model: kept
+    assert p.stat().st_mtime_ns == before

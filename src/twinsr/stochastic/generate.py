@@ -31,6 +31,21 @@ def _check_int(value: object, name: str, *, minimum: int) -> int:
     return int(value)
 
 
+def _same_twin(old: dict, model: ChiSquareModel, seed: int, index: int,
+               shape: tuple[int, ...]) -> bool:
+    """Whether metadata ``old`` describe realization ``index`` of ``model`` at ``seed``/``shape``.
+
+    The model is compared by its parameters (not the stored dict, which also records the twinsr
+    version that wrote it).
+    """
+    try:
+        same_model = ChiSquareModel.from_dict(old["model"]) == model
+    except (KeyError, TypeError, ValueError):  # not our metadata (ConfigError is a ValueError)
+        return False
+    return (same_model and old.get("seed") == seed and old.get("index") == index
+            and old.get("shape") == list(shape))
+
+
 def generate(
     model: ChiSquareModel | str | os.PathLike[str],
     shape: int | tuple[int, int, int],
@@ -126,9 +141,7 @@ def generate(
             except Exception as exc:  # unreadable leftovers are not ours to keep
                 raise ConfigError(f"{path} exists and cannot be read ({exc}); delete it or pass "
                                   "overwrite=True") from exc
-            same = (old.get("model") == params and old.get("seed") == base_seed
-                    and old.get("index") == i and old.get("shape") == list(shp))
-            if not same:
+            if not _same_twin(old, model, base_seed, i, shp):
                 raise ConfigError(f"{path} exists but was written with other parameters; use "
                                   "another folder or seed, or pass overwrite=True (--overwrite)")
             log.info("keeping %s (same model, seed and index)", path)
