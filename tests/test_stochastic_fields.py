@@ -180,6 +180,8 @@ def test_bad_inputs() -> None:
         gaussian_field(16, "gaussian")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="dtype"):
         gaussian_field(16, cov, dtype=np.int32)
+    with pytest.raises(ConfigError, match="dtype"):
+        gaussian_field_pair(16, cov, dtype="not-a-dtype")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="workers"):
         gaussian_field(16, cov, workers=0)
     with pytest.raises(VolumeError, match="tol"):

@@ -386,16 +386,31 @@ def _complex_field(
     return info
 
 
-def _prepare(shape: object, covariance: object, dtype: object, tol: object,
-             workers: int | None) -> tuple[tuple[int, int, int], Covariance, np.dtype, type,
-                                           float, int]:
+def _real_fields(shape: object, covariance: object, n_fields: int, *, rng: object, periodic: bool,
+                 dtype: object, tol: object, workers: int | None) -> list[np.ndarray]:
+    """Validate, then return Re Z (and Im Z when ``n_fields`` is 2) of one complex field."""
     shp = check_shape(shape)
     cov = _check_cov(covariance)
-    dt = np.dtype(dtype)
+    try:
+        dt = np.dtype(dtype)  # type: ignore[call-overload]
+    except TypeError as exc:
+        raise ConfigError(f"`dtype` must be float32 or float64, got {dtype!r}") from exc
     if dt not in (np.float32, np.float64):
         raise ConfigError(f"`dtype` must be float32 or float64, got {dt}")
     cdtype = np.complex64 if dt == np.float32 else np.complex128
-    return shp, cov, dt, cdtype, _check_tol(tol), _workers(workers)  # type: ignore[return-value]
+    t, w = _check_tol(tol), _workers(workers)
+    n_out = n_fields * int(np.prod(shp)) * dt.itemsize
+    check_memory(n_out, f"{n_fields} field(s) of shape {shp}")
+    outs = [np.empty(shp, dtype=dt) for _ in range(n_fields)]
+
+    def take(z0: int, z1: int, block: np.ndarray) -> None:
+        outs[0][z0:z1] = block.real
+        if n_fields == 2:
+            outs[1][z0:z1] = block.imag
+
+    _complex_field(shp, cov, take, rng=rng, periodic=bool(periodic), tol=t,  # type: ignore[arg-type]
+                   cdtype=cdtype, workers=w, extra_bytes=n_out)
+    return outs
 
 
 def gaussian_field_pair(
@@ -420,18 +435,8 @@ def gaussian_field_pair(
     >>> x1.shape, x2.dtype
     ((32, 32, 32), dtype('float32'))
     """
-    shp, cov, dt, cdtype, t, w = _prepare(shape, covariance, dtype, tol, workers)
-    n_out = 2 * int(np.prod(shp)) * dt.itemsize
-    check_memory(n_out, f"two fields of shape {shp}")
-    x1 = np.empty(shp, dtype=dt)
-    x2 = np.empty(shp, dtype=dt)
-
-    def take(z0: int, z1: int, block: np.ndarray) -> None:
-        x1[z0:z1] = block.real
-        x2[z0:z1] = block.imag
-
-    _complex_field(shp, cov, take, rng=rng, periodic=bool(periodic), tol=t, cdtype=cdtype,
-                   workers=w, extra_bytes=n_out)
+    x1, x2 = _real_fields(shape, covariance, 2, rng=rng, periodic=periodic, dtype=dtype, tol=tol,
+                          workers=workers)
     return x1, x2
 
 
@@ -492,14 +497,6 @@ def gaussian_field(
     >>> x.shape, x.dtype
     ((16, 32, 48), dtype('float32'))
     """
-    shp, cov, dt, cdtype, t, w = _prepare(shape, covariance, dtype, tol, workers)
-    n_out = int(np.prod(shp)) * dt.itemsize
-    check_memory(n_out, f"a field of shape {shp}")
-    x1 = np.empty(shp, dtype=dt)
-
-    def take(z0: int, z1: int, block: np.ndarray) -> None:
-        x1[z0:z1] = block.real
-
-    _complex_field(shp, cov, take, rng=rng, periodic=bool(periodic), tol=t, cdtype=cdtype,
-                   workers=w, extra_bytes=n_out)
+    (x1,) = _real_fields(shape, covariance, 1, rng=rng, periodic=periodic, dtype=dtype, tol=tol,
+                         workers=workers)
     return x1
