@@ -407,7 +407,7 @@ def _evaluate(cfg: StudyConfig, out: Path, db: Any, bundles: dict[str, Path],
     edir = out / "eval"
     edir.mkdir(exist_ok=True)
     dev = resolve_device(cfg.device)
-    models = {name: load_model(path, device=dev) for name, path in bundles.items()}
+    models: dict[str, Any] = {}  # loaded on first use: a resumed, complete evaluation loads none
     k = cfg.k
     unit_files: list[Path] = []
     skipped: list[str] = []
@@ -456,7 +456,10 @@ def _evaluate(cfg: StudyConfig, out: Path, db: Any, bundles: dict[str, Path],
         for a in todo:
             methods: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
             for inputs in cfg.inputs:
-                mdl = models[f"N_{inputs}_a{a}"]
+                name = f"N_{inputs}_a{a}"
+                if name not in models:
+                    models[name] = load_model(bundles[name], device=dev)
+                mdl = models[name]
                 methods[f"N_{inputs}"] = (lambda lr, mdl=mdl: superresolve(
                     lr, mdl, device=dev, axis=cfg.axis))
             for b in cfg.baselines:

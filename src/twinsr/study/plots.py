@@ -224,7 +224,7 @@ def plot_training_curves(histories: Mapping[str, Any], path: str | Path) -> list
                 ax.plot(x, h[col], style, label=col.replace("_", " "))
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("epoch")
-        ax.set_ylabel("BCE loss")
+        ax.set_ylabel("loss")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
