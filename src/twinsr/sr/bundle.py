@@ -20,7 +20,7 @@ from twinsr._atomic import atomic_path
 from twinsr.exceptions import BundleError, ConfigError
 from twinsr.sr.network import SRResNet3d
 
-__all__ = ["BUNDLE_NAME", "SRModel", "load_model", "resolve_bundle_path", "save_bundle"]
+__all__ = ["BUNDLE_NAME", "SRModel", "input_channels", "load_model", "resolve_bundle_path", "save_bundle"]
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class SRModel:
     @property
     def out_channels(self) -> int:
         """1 (solid logit) or 3 (logit + HR pore and solid solutions)."""
-        return int(getattr(self.network, "out_channels", 1))
+        return self.network.out_channels
 
     @property
     def halo(self) -> int:
@@ -77,6 +77,11 @@ def _check_inputs(inputs: object) -> str:
     if inputs not in INPUTS:
         raise ConfigError(f"`inputs` must be 'bin' or 'diffu', got {inputs!r}")
     return str(inputs)
+
+
+def input_channels(inputs: str) -> int:
+    """Network input channels of an ``inputs`` kind: 1 for "bin", 3 for "diffu" (spec §2.1.4)."""
+    return 1 if inputs == "bin" else 3
 
 
 def save_bundle(
@@ -113,7 +118,7 @@ def save_bundle(
     arch = dict(arch_kwargs if arch_kwargs is not None else model.arch_kwargs())
     if int(arch.get("scale", -1)) != int(alpha):
         raise BundleError(f"alpha={alpha} disagrees with the network's scale {arch.get('scale')}")
-    want_c = 1 if inputs == "bin" else 3
+    want_c = input_channels(inputs)
     if int(arch.get("in_channels", -1)) != want_c:
         raise BundleError(f"inputs={inputs!r} needs in_channels={want_c}, "
                           f"the network has {arch.get('in_channels')}")
@@ -196,12 +201,11 @@ def load_model(
         b_alpha = int(payload["alpha"])
         b_inputs = str(payload["inputs"])
         thr = float(payload["threshold"])
-        net = SRResNet3d(int(arch.pop("in_channels")), int(arch.pop("scale")),
-                         **{k: v for k, v in arch.items()})
+        net = SRResNet3d(int(arch.pop("in_channels")), int(arch.pop("scale")), **arch)
         net.load_state_dict(payload["state_dict"], strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise BundleError(f"model bundle {p} is inconsistent: {exc}") from exc
-    if b_alpha != net.scale or (1 if b_inputs == "bin" else 3) != net.in_channels:
+    if b_alpha != net.scale or input_channels(b_inputs) != net.in_channels:
         raise BundleError(f"model bundle {p} is inconsistent: alpha={b_alpha}, inputs={b_inputs!r}"
                           f" but the network has scale {net.scale}, {net.in_channels} channels")
     if alpha is not None and int(alpha) != b_alpha:

@@ -24,7 +24,6 @@ Run folder::
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import logging
 import os
@@ -42,7 +41,7 @@ from torch import nn
 from twinsr._atomic import atomic_path, atomic_write_text
 from twinsr._validation import check_alpha, resolve_device
 from twinsr.exceptions import BundleError, ConfigError
-from twinsr.sr.bundle import BUNDLE_NAME, SRModel, load_model, save_bundle
+from twinsr.sr.bundle import BUNDLE_NAME, SRModel, input_channels, load_model, save_bundle
 from twinsr.sr.config import PRESETS, TrainConfig
 from twinsr.sr.data import CropSampler, grid_crops
 from twinsr.sr.database import Database, open_database
@@ -143,11 +142,9 @@ def _versions() -> dict[str, str]:
 def _build_network(in_channels: int, alpha: int, cfg: TrainConfig) -> SRResNet3d:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        if cfg.targets == "morph":
-            return SRResNet3d(in_channels, alpha, channels=cfg.channels, blocks=cfg.blocks,
-                              res_scale=cfg.res_scale, taper=cfg.taper)
         return SRResNet3d(in_channels, alpha, channels=cfg.channels, blocks=cfg.blocks,
-                          res_scale=cfg.res_scale, taper=cfg.taper, out_channels=3)
+                          res_scale=cfg.res_scale, taper=cfg.taper,
+                          out_channels=1 if cfg.targets == "morph" else 3)
 
 
 def combined_loss(output: torch.Tensor, target: torch.Tensor, *,
@@ -310,22 +307,20 @@ def train(
     db = database if isinstance(database, Database) else open_database(database)
     out = Path(out_dir)
     dev = resolve_device(device)
-    in_ch = 1 if inputs == "bin" else 3
+    in_ch = input_channels(inputs)
     crop, batch = cfg.crop_for(alpha), cfg.batch_for(alpha)
     train_pairs = db.pairs("train", alpha, inputs=inputs, targets=cfg.targets)
     val_pairs = db.pairs("val", alpha, inputs=inputs, targets=cfg.targets)
     phys = cfg.targets == "morph+diffu"
-    sol_kw: dict[str, Any] = {}
-    val_kw: dict[str, Any] = {}
-    if phys:
-        sol_kw = {"solutions": [(p.hr_solution, p.hr_floating) for p in train_pairs],
-                  "axis": db.axis}
-        val_kw = {"solutions": [(p.hr_solution, p.hr_floating) for p in val_pairs],
-                  "axis": db.axis}
-    sampler = CropSampler([(p.channels, p.hr) for p in train_pairs], alpha=alpha, crop=crop,
-                          rng=np.random.default_rng([cfg.seed, 1]), **sol_kw)
-    val_sampler = CropSampler([(p.channels, p.hr) for p in val_pairs], alpha=alpha, crop=crop,
-                              rng=np.random.default_rng([cfg.seed, 2]), augment=False, **val_kw)
+
+    def sampler_for(pairs: list[Any], stream: int, augment: bool) -> CropSampler:
+        sols = [(p.hr_solution, p.hr_floating) for p in pairs] if phys else None
+        return CropSampler([(p.channels, p.hr) for p in pairs], alpha=alpha, crop=crop,
+                           rng=np.random.default_rng([cfg.seed, stream]), augment=augment,
+                           solutions=sols, axis=db.axis)
+
+    sampler = sampler_for(train_pairs, 1, True)
+    val_sampler = sampler_for(val_pairs, 2, False)
     v_lr, v_hr = val_sampler.sample(cfg.val_crops)
     val = (v_lr, v_hr if phys else v_hr.astype(np.uint8))
 
@@ -388,8 +383,9 @@ def train(
 
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.yaml", cfg.to_yaml())
-    loss_fn = (nn.BCEWithLogitsLoss() if not phys else
-               (lambda o, t: combined_loss(o, t, solution_weight=cfg.solution_weight)))
+    def loss_fn(o: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return combined_loss(o, t, solution_weight=cfg.solution_weight)
+
     use_amp = bool(cfg.amp and dev.startswith("cuda"))
     writer = None
     with contextlib.suppress(Exception):
@@ -490,7 +486,7 @@ def _save_checkpoint(path: Path, net: nn.Module, opt: torch.optim.Optimizer,
         "format": CKPT_FORMAT,
         "identity": _jsonable(identity),
         "model": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
-        "optimizer": copy.deepcopy(opt.state_dict()),
+        "optimizer": opt.state_dict(),
         "sampler_state": sampler.get_state(),
         "torch_rng": torch.get_rng_state(),
         "epoch": int(epoch),
