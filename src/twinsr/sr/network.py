@@ -52,7 +52,18 @@ def _check_int(value: object, name: str, *, minimum: int = 1) -> int:
     return int(value)
 
 
-class PixelShuffle3d(nn.Module):
+class _VoxelShuffleBase(nn.Module):
+    """Shared state of the 3-D voxel (un)shuffle layers: the factor ``r`` per axis."""
+
+    def __init__(self, r: int) -> None:
+        super().__init__()
+        self.r = _check_int(r, "r")
+
+    def extra_repr(self) -> str:
+        return f"r={self.r}"
+
+
+class PixelShuffle3d(_VoxelShuffleBase):
     """Rearrange ``(N, C·r³, D, H, W)`` into ``(N, C, D·r, H·r, W·r)`` (3-D sub-pixel shuffle).
 
     Output voxel ``(c, d·r + i, h·r + j, w·r + k)`` is input channel ``c·r³ + i·r² + j·r + k`` at
@@ -70,10 +81,6 @@ class PixelShuffle3d(nn.Module):
     torch.Size([1, 2, 6, 6, 6])
     """
 
-    def __init__(self, r: int) -> None:
-        super().__init__()
-        self.r = _check_int(r, "r")
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, d, h, w = x.shape
         r = self.r
@@ -84,11 +91,8 @@ class PixelShuffle3d(nn.Module):
         x = x.permute(0, 1, 5, 2, 6, 3, 7, 4)
         return x.reshape(n, co, d * r, h * r, w * r)
 
-    def extra_repr(self) -> str:
-        return f"r={self.r}"
 
-
-class PixelUnshuffle3d(nn.Module):
+class PixelUnshuffle3d(_VoxelShuffleBase):
     """Inverse of :class:`PixelShuffle3d`: ``(N, C, D·r, H·r, W·r)`` -> ``(N, C·r³, D, H, W)``.
 
     Examples
@@ -98,10 +102,6 @@ class PixelUnshuffle3d(nn.Module):
     >>> torch.equal(PixelShuffle3d(2)(PixelUnshuffle3d(2)(x)), x)
     True
     """
-
-    def __init__(self, r: int) -> None:
-        super().__init__()
-        self.r = _check_int(r, "r")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, d, h, w = x.shape
@@ -113,9 +113,6 @@ class PixelUnshuffle3d(nn.Module):
         x = x.reshape(n, c, d // r, r, h // r, r, w // r, r)
         x = x.permute(0, 1, 3, 5, 7, 2, 4, 6)
         return x.reshape(n, c * r**3, d // r, h // r, w // r)
-
-    def extra_repr(self) -> str:
-        return f"r={self.r}"
 
 
 class ResBlock3d(nn.Module):
