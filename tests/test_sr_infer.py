@@ -199,6 +199,22 @@ def test_fit_threshold_bad_input() -> None:
         PorosityErrorAccumulator().error(0.5)
 
 
+def test_accumulator_error_follows_added_crops() -> None:
+    rng = np.random.default_rng(3)
+    crops = [(rng.random((6, 6, 6)), (rng.random((6, 6, 6)) < f).astype(np.uint8))
+             for f in (0.2, 0.8)]
+    acc = PorosityErrorAccumulator(64)
+    acc.add(*crops[0])
+    mus = (16 / 64, 40 / 64)  # bin edges, where the histogram form is exact
+    first = acc.error(mus)
+    acc.add(*crops[1])  # the error must include the new crop, not a stale stack
+    both = acc.error(mus)
+    for mu, e in zip(mus, both, strict=True):
+        assert e == pytest.approx(porosity_error([c[0] for c in crops], [c[1] for c in crops], mu),
+                                  abs=1e-12)
+    assert not np.allclose(first, both)
+
+
 def test_diffu_model_computes_channels_on_the_lr_volume() -> None:
     from twinsr.transport import diffusion_channels
 

@@ -36,6 +36,7 @@ class PorosityErrorAccumulator:
         self.bins = int(bins)
         self._cdfs: list[np.ndarray] = []
         self._phi_hr: list[float] = []
+        self._stacked: tuple[np.ndarray, np.ndarray] | None = None  # (cdfs, phi), built lazily
 
     def add(self, prob: np.ndarray, hr: np.ndarray) -> None:
         """Add one crop: probabilities of solid ``prob`` and the binary HR crop (1 = solid)."""
@@ -54,6 +55,7 @@ class PorosityErrorAccumulator:
         cdf = np.concatenate(([0], np.cumsum(counts))) / prob.size  # cdf[i] = P(p < i/bins)
         self._cdfs.append(cdf)
         self._phi_hr.append(float(np.count_nonzero(hr == 0)) / hr.size)
+        self._stacked = None
 
     def __len__(self) -> int:
         return len(self._cdfs)
@@ -62,8 +64,9 @@ class PorosityErrorAccumulator:
         """Mean absolute porosity error at threshold(s) ``mu``."""
         if not self._cdfs:
             raise VolumeError("no crops added")
-        cdfs = np.stack(self._cdfs)
-        phi = np.asarray(self._phi_hr)
+        if self._stacked is None:  # stacked once, not at every Nelder–Mead evaluation
+            self._stacked = (np.stack(self._cdfs), np.asarray(self._phi_hr))
+        cdfs, phi = self._stacked
         mu = np.atleast_1d(np.asarray(mu, dtype=np.float64))
         x = np.clip(mu, 0.0, 1.0) * self.bins
         i = np.minimum(np.floor(x).astype(np.int64), self.bins - 1)
