@@ -25,7 +25,7 @@ from scipy import ndimage
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _record import measure, table, write_section
 
-from twinsr.resample import upsample
+from twinsr.resample import downsample, upsample
 from twinsr.sr import (
     SRModel,
     SRResNet3d,
@@ -62,7 +62,7 @@ def train_throughput(arch: str, alpha: int, crop: int, batch: int, steps: int) -
     n_lr = max(crop + 2, 40)
     rng = np.random.default_rng(0)
     hr = (rng.random((alpha * n_lr,) * 3) < 0.5).astype(np.uint8)
-    sampler = CropSampler([([hr[::alpha, ::alpha, ::alpha]], hr)], alpha=alpha, crop=crop, rng=0)
+    sampler = CropSampler([([downsample(hr, alpha)], hr)], alpha=alpha, crop=crop, rng=0)
 
     def step() -> None:
         x, y = sampler.sample(batch)
@@ -111,7 +111,7 @@ def accuracy_rows(work: Path) -> tuple[list, list, float]:
         cases = [("twin (test realization)", np.asarray(db.hr(db.entries("test")[0])))]
         cases.append(("measured nmc_nrel_xct[:128]³", meas))
         for label, hr in cases:
-            lr = np.ascontiguousarray(hr[::a, ::a, ::a])
+            lr = downsample(hr, a)
             sr = superresolve(lr, res.bundle_path, tile=32, device="cpu")
             tq = upsample(lr, a, method="triquadratic")
             sq = scipy_triquadratic(lr, a)

@@ -93,12 +93,11 @@ def _load_model(m: Any) -> Any:
 
 
 def _versions() -> dict[str, str]:
-    import numpy
     import scipy
 
     from twinsr import __version__
 
-    return {"twinsr": __version__, "numpy": numpy.__version__, "scipy": scipy.__version__}
+    return {"twinsr": __version__, "numpy": np.__version__, "scipy": scipy.__version__}
 
 
 def _entry_valid(folder: Path, expected: dict[str, Any]) -> bool:

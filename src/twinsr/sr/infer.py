@@ -148,13 +148,10 @@ def superresolve(
     a = model.alpha
     out_shape = tuple(a * s for s in shape)
     n_out = int(np.prod(out_shape, dtype=np.int64))
-    check_memory(n_out * (4 if probabilities else 1), "the super-resolved volume")
+    check_memory(n_out * ((4 if probabilities else 1) + (8 if return_solution else 0)),
+                 "the super-resolved volume" + (" and its solution" if return_solution else ""))
     out = np.empty(out_shape, dtype=np.float32 if probabilities else np.uint8)
-    sol_out = None
-    if return_solution:
-        check_memory(2 * n_out * 4 + n_out * (4 if probabilities else 1),
-                     "the super-resolved volume and its solution")
-        sol_out = np.empty((2, *out_shape), dtype=np.float32)
+    sol_out = np.empty((2, *out_shape), dtype=np.float32) if return_solution else None
     net = model.network.to(dev).eval()
     starts = [range(0, s, int(tile)) for s in shape]
     total = int(np.prod([len(r) for r in starts]))
