@@ -286,3 +286,14 @@ def test_geodesic_bad_input() -> None:
     with pytest.warns(NonPercolatingWarning, match="no voxels in the inlet plane"):
         g = geodesic_tortuosity(np.ones((4, 4, 4), np.uint8), phase=0)
     assert g.tau == math.inf and g.connected_fraction == 0.0
+
+
+def test_torch_path_tight_tol_matches_cpu() -> None:
+    """Below float32 resolution (tol < 1e-7) the torch path, like the numba one, keeps the initial
+    residual, the CG vectors and the returned solution in float64: both give the same τ."""
+    im = blobs((40, 40, 40), seed=14)
+    a = effective_tortuosity(im, phase=0, device="cpu", tol=1e-10, max_iter=300)
+    b = effective_tortuosity(im, phase=0, device="torch-cpu", tol=1e-10, max_iter=300)
+    assert a.converged and b.converged
+    assert b.tau == pytest.approx(a.tau, rel=1e-9)
+    assert b.flux_spread < 1e-7

@@ -160,6 +160,7 @@ def torch_pcg(
     max_iter: int,
     omega: float = 1.9,
     progress: Callable[[int, float], object] | None = None,
+    double: bool = False,
 ) -> tuple[np.ndarray, int, float, bool]:
     """Solve the phase system on a torch device.
 
@@ -169,18 +170,22 @@ def torch_pcg(
         1 on the unknowns; flow along axis 0.
     x0 : float ndarray (n0, n1, n2)
         Initial guess (0 outside the mask).
+    double : bool
+        float64 CG vectors (for tolerances below what float32 residuals resolve, ~1e-7); the
+        hierarchy stays float32.
 
     Returns
     -------
-    (solution float32 ndarray, iterations, relative residual, converged)
+    (solution float64 ndarray, iterations, relative residual, converged)
     """
     dev = torch.device(device)
     m = torch.from_numpy(np.ascontiguousarray(mask)).to(dev)
     hier = _TorchHierarchy(m, omega)
     fine = hier.levels[0]
     x = torch.from_numpy(np.ascontiguousarray(x0, dtype=np.float64)).to(dev)
-    b = torch.zeros(mask.shape, dtype=torch.float32, device=dev)
-    b[-1] = 2.0 * fine.active[-1].to(torch.float32)
+    wdtype = torch.float64 if double else torch.float32
+    b = torch.zeros(mask.shape, dtype=wdtype, device=dev)
+    b[-1] = 2.0 * fine.active[-1].to(wdtype)
 
     def dot(u: torch.Tensor, v: torch.Tensor) -> float:
         return float(torch.sum(u.to(torch.float64) * v.to(torch.float64)))
@@ -188,8 +193,8 @@ def torch_pcg(
     bnorm = math.sqrt(dot(b, b))
     if bnorm == 0.0:
         return np.zeros(mask.shape, np.float32), 0, 0.0, True
-    ax = fine.diag.to(torch.float64) * x - _offdiag(fine, x.to(torch.float32)).to(torch.float64)
-    r = torch.where(fine.active, b.to(torch.float64) - ax, 0.0).to(torch.float32)
+    ax = _apply(fine, x)  # float64, like x
+    r = torch.where(fine.active, b.to(torch.float64) - ax, 0.0).to(wdtype)
     res = math.sqrt(dot(r, r)) / bnorm
     it = 0
     if progress is not None:
@@ -216,5 +221,5 @@ def torch_pcg(
             rz_new = dot(r, z)
             p = z + (rz_new / rz) * p
             rz = rz_new
-    sol = torch.where(fine.active, x, 0.0).to(torch.float32).cpu().numpy()
+    sol = torch.where(fine.active, x, 0.0).cpu().numpy()  # float64: the fluxes are taken from it
     return sol, it, res, res <= tol

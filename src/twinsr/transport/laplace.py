@@ -223,7 +223,7 @@ def _solve_t(
         dev = "cpu" if backend == "torch-cpu" else backend
         x0 = lin * cl.mask
         sol, it, res, conv = torch_pcg(cl.mask, x0, device=dev, tol=tol, max_iter=max_iter,
-                                       progress=progress)
+                                       progress=progress, double=tol < _FLOAT32_TOL)
         pad = np.zeros(tuple(s + 2 for s in sol.shape), np.float64)
         pad[1:-1, 1:-1, 1:-1] = sol
         flux = mg.layer_fluxes(mg.padded_degree(cl.mask), pad)
