@@ -213,3 +213,12 @@ def test_phase_tortuosities_diagonal_only_connection():
     assert t.percolating is False
     with pytest.raises(VolumeError, match="'pore' or 'solid'"):
         metrics.phase_tortuosities(im, phases=("pore", "gas"))
+
+
+def test_tortuosity_errors_reference_missing_phase(monkeypatch):
+    _fake_transport(monkeypatch)
+    hr = np.zeros((8, 8, 8), np.uint8)
+    hr[:, :4] = 1
+    ref = metrics.phase_tortuosities(hr, phases=("pore",))
+    with pytest.raises(VolumeError, match="no entry for phase 'solid'"):
+        tortuosity_errors(hr, hr, reference=ref)

@@ -309,12 +309,18 @@ def tortuosity_errors(sr: np.ndarray, hr: np.ndarray, *, axis: int = 0,
     Raises
     ------
     VolumeError
-        Not 3-D, not binary, shapes differ, bad axis or phase.
+        Not 3-D, not binary, shapes differ, bad axis or phase, or ``reference`` lacks a phase.
     """
     a, b = _pair(sr, hr)
     ax = check_axis(axis)
     ref = reference if reference is not None else phase_tortuosities(b, axis=ax, phases=phases,
                                                                      device=device)
+    missing = [name for name in phases if name not in ref]
+    if missing:
+        raise VolumeError(
+            f"`reference` has no entry for phase {missing[0]!r}; compute it with "
+            f"phase_tortuosities(hr, phases={tuple(phases)!r})"
+        )
     got = phase_tortuosities(a, axis=ax, phases=phases, device=device)
     geod: dict[str, float] = {}
     eff: dict[str, float] = {}

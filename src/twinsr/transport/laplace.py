@@ -39,6 +39,7 @@ from twinsr._validation import (
     check_memory,
     check_phase,
     check_positive,
+    resolve_device,
 )
 from twinsr.exceptions import ConvergenceWarning, NonPercolatingWarning, VolumeError
 from twinsr.transport import _multigrid as mg
@@ -117,8 +118,6 @@ def _resolve_backend(device: object) -> str:
     """'cpu' (numba), 'torch-cpu' (torch on CPU, a testing aid) or a CUDA device string."""
     if isinstance(device, str) and device.strip().lower() == "torch-cpu":
         return "torch-cpu"
-    from twinsr._validation import resolve_device
-
     return resolve_device(device)  # type: ignore[arg-type]
 
 
