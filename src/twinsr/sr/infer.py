@@ -164,11 +164,10 @@ def superresolve(
             sl = tuple(slice(lo, hi) for lo, hi in ext)
             x = np.stack([np.asarray(c[sl], dtype=np.float32) for c in chans])[None]
             y = net(torch.from_numpy(x).to(dev))
-            p = torch.sigmoid(y[0, 0])
             keep = tuple(slice(a * (lo - elo), a * (hi - elo))
                          for (lo, hi), (elo, _) in zip(core, ext, strict=True))
             dst = tuple(slice(a * lo, a * hi) for lo, hi in core)
-            pk = p[keep]
+            pk = torch.sigmoid(y[0, 0][keep])  # the core only, not the halo
             if sol_out is not None:
                 sol_out[(slice(None), *dst)] = y[0, 1:][(slice(None), *keep)].float().cpu().numpy()
             if probabilities:
