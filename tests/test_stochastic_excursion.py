@@ -154,6 +154,7 @@ def test_json_round_trip(tmp_path: pytest.TempPathFactory) -> None:
         ({"gamma": 0.0}, "gamma"),
         ({"excursion_phase": "both"}, "excursion_phase"),
         ({"format_version": 99}, "newer"),
+        ({"format_version": "two"}, "must be an integer"),
         ({"calibration": 3}, "calibration"),
     ],
 )

@@ -388,7 +388,12 @@ class ChiSquareModel:
                 "chi_square_excursion":
             raise ConfigError(f"not a twinsr chi-square model (format={d.get('format')!r}, "
                               f"model={d.get('model')!r})")
-        if int(d.get("format_version", _FORMAT_VERSION)) > _FORMAT_VERSION:
+        try:
+            version = int(d.get("format_version", _FORMAT_VERSION))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"`format_version` must be an integer, got "
+                              f"{d['format_version']!r}") from exc
+        if version > _FORMAT_VERSION:
             raise ConfigError(f"model file format_version {d['format_version']} is newer than "
                               f"this twinsr supports ({_FORMAT_VERSION}); upgrade twinsr")
         for key, unit in (("gamma_unit", "1/voxel"), ("voxel_size_unit", "um"),
