@@ -273,12 +273,11 @@ class CropSampler:
         if self.solutions is None:
             raise DatasetError("this sampler has no HR solutions; pass `solutions=`")
         idx, chans, hr, lr_sl, hr_sl = self._window(sym)
-        lr_bin = np.asarray(chans[0][lr_sl])
         lr = np.stack([np.asarray(c[lr_sl], dtype=np.float32) for c in chans])
         out_lr = np.ascontiguousarray(apply_symmetry(lr, sym))
         lr_flo = self._lr_floating[idx]
-        if lr_flo is not None:
-            out_lr[1:] = transform_solution(lr[1:], lr_bin, sym, axis=self.axis,
+        if lr_flo is not None:  # lr[0] is the binary LR crop (as float32 0/1)
+            out_lr[1:] = transform_solution(lr[1:], lr[0], sym, axis=self.axis,
                                             floating=lr_flo[lr_sl])
         sol, flo = self.solutions[idx]
         h = np.asarray(hr[hr_sl])
