@@ -219,3 +219,12 @@ def test_excursion_coverage_rejects_bad_nu(nu: object) -> None:
         excursion_coverage(0.5, nu)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="`method` must be"):
         excursion_coverage(0.5, 1.0, method="exact")
+
+
+def test_covariance_object_gamma_must_agree() -> None:
+    from twinsr.stochastic.covariance import make_covariance
+
+    cov = make_covariance("gaussian", 0.2)
+    assert ChiSquareModel(1.0, 0.2, covariance=cov).gamma == 0.2
+    with pytest.raises(ConfigError, match=r"`gamma`=0\.5 disagrees with the covariance object's gamma=0\.2"):
+        ChiSquareModel(1.0, 0.5, covariance=cov)

@@ -212,7 +212,8 @@ def make_covariance(name: str, gamma: float, *, matern_nu: float = 1.5) -> Covar
     Parameters
     ----------
     name : {"exponential", "gaussian", "matern"}
-        Family (case-insensitive).
+        Family (case-insensitive), or a :class:`Covariance`, which is returned as is (its own
+        γ applies; :class:`ChiSquareModel` refuses a ``gamma`` that disagrees with it).
     gamma : float
         Inverse correlation length in voxel⁻¹ (> 0).
     matern_nu : float

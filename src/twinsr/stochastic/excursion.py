@@ -215,6 +215,14 @@ class ChiSquareModel:
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         set_(self, "nu", _positive_float(self.nu, "nu", "threshold on X1^2 + X2^2"))
+        if isinstance(self.covariance, Covariance):  # an object carries its own gamma: they must agree
+            g = _positive_float(self.gamma, "gamma", "inverse correlation length, 1/voxel")
+            if not math.isclose(self.covariance.gamma, g, rel_tol=1e-9):
+                raise ConfigError(
+                    f"`gamma`={g!r} disagrees with the covariance object's gamma="
+                    f"{self.covariance.gamma!r}; pass the family name (e.g. covariance="
+                    f"'{self.covariance.name}') or the same gamma"
+                )
         cov = make_covariance(self.covariance, self.gamma, matern_nu=self.matern_nu)
         set_(self, "covariance", cov.name)
         set_(self, "gamma", cov.gamma)
