@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 
 METHODS: tuple[str, ...] = ("triquadratic", "trilinear", "nearest")
 _ORDER = {"nearest": 0, "trilinear": 1, "triquadratic": 2}
+_SLAB_ELEMS = 2**24  # HR voxels per slab of the last (axis-0) pass
 
 
 def downsample(im: np.ndarray, alpha: int, *, crop: bool = False) -> np.ndarray:
@@ -148,7 +149,9 @@ def _interp_axis(c: np.ndarray, axis: int, alpha: int, order: int) -> np.ndarray
     if order > 0:
         out *= w[:, 0].astype(np.float32).reshape(bshape)
     for t in range(1, idx.shape[1]):
-        out += np.take(c, idx[:, t], axis=axis) * w[:, t].astype(np.float32).reshape(bshape)
+        tap = np.take(c, idx[:, t], axis=axis)  # one temporary per tap, weighted in place
+        tap *= w[:, t].astype(np.float32).reshape(bshape)
+        out += tap
     return out
 
 
@@ -195,8 +198,9 @@ def upsample(
 
     Notes
     -----
-    Peak memory: about ``4 α² N`` bytes (float32 intermediate of the first two axes) plus the
-    output (``α³ N`` bytes for uint8, ``4 α³ N`` for float32), N = number of LR voxels.
+    Peak memory: about ``8 α² N`` bytes (float32 intermediate of the first two axes and one
+    tap) plus the output (``α³ N`` bytes for uint8, ``4 α³ N`` for float32), N = number of LR
+    voxels, plus at most 128 MiB of slab buffers for the last axis.
 
     References
     ----------
@@ -220,7 +224,14 @@ def upsample(
         threshold = float(threshold)
     n_lr = arr.size
     out_bytes = a**3 * n_lr * (4 if probabilities else 1)
-    check_memory(4 * a * a * n_lr + 4 * a * n_lr + out_bytes, f"upsample by {a} ({method})")
+    zo, plane = arr.shape[0] * a, arr.shape[1] * arr.shape[2] * a * a
+    slab = max(1, _SLAB_ELEMS // plane)
+    # axes 2, 1: input + result + one tap (float32); axis 0: the axes-1,2 result + slab buffers
+    # (accumulator, tap); plus the float32 coefficients and the output
+    stage_yx = 4 * a * n_lr + 8 * a * a * n_lr
+    stage_z = 4 * a * a * n_lr + 8 * min(zo, slab) * plane
+    coef_bytes = 4 * n_lr * (2 if order == 2 else 1)  # float32 samples (+ spline coefficients)
+    check_memory(coef_bytes + out_bytes + max(stage_yx, stage_z), f"upsample by {a} ({method})")
 
     samples = arr.astype(np.float32, copy=False)
     if order == 2:
@@ -234,18 +245,23 @@ def upsample(
 
     # Axes 2 then 1 on the whole volume, then axis 0 in slabs straight into the output.
     t1 = _interp_axis(_interp_axis(coef, 2, a, order), 1, a, order)
-    zo = arr.shape[0] * a
     out = np.empty((zo, *t1.shape[1:]), dtype=np.float32 if probabilities else np.uint8)
-    slab = max(1, int(2**24 // max(1, t1.shape[1] * t1.shape[2])))
     idx, w = _taps(arr.shape[0], a, order)
     w32 = w.astype(np.float32)
+    # two slab buffers reused by every slab (accumulator and one weighted tap)
+    acc_buf = np.empty((min(zo, slab), *t1.shape[1:]), dtype=np.float32)
+    tap_buf = np.empty_like(acc_buf) if idx.shape[1] > 1 else acc_buf
     for start in range(0, zo, slab):
         stop = min(zo, start + slab)
-        acc = t1[idx[start:stop, 0]]
+        acc = np.take(t1, idx[start:stop, 0], axis=0, mode="clip",
+                      out=acc_buf[: stop - start])
         if order > 0:
             acc *= w32[start:stop, 0, None, None]
         for t in range(1, idx.shape[1]):
-            acc += t1[idx[start:stop, t]] * w32[start:stop, t, None, None]
+            tap = np.take(t1, idx[start:stop, t], axis=0, mode="clip",
+                          out=tap_buf[: stop - start])
+            tap *= w32[start:stop, t, None, None]
+            acc += tap
         # the LR samples themselves, bit for bit, at (α j, α k, α l)
         rows = np.arange(start + (-start) % a, stop, a)
         if rows.size:
@@ -253,5 +269,5 @@ def upsample(
         if probabilities:
             out[start:stop] = acc
         else:
-            out[start:stop] = acc >= threshold
+            np.greater_equal(acc, threshold, out=out[start:stop])
     return out
