@@ -56,7 +56,7 @@ def scipy_triquadratic(lr: np.ndarray, alpha: int) -> np.ndarray:
 def train_throughput(arch: str, alpha: int, crop: int, batch: int, steps: int) -> list:
     cfg = TrainConfig.preset(arch)
     torch.manual_seed(0)
-    net = SRResNet3d(1, alpha, channels=cfg.channels, blocks=cfg.blocks)
+    net = SRResNet3d(1, alpha, channels=cfg.channels, blocks=cfg.blocks, taper=cfg.taper)
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     n_lr = max(crop + 2, 40)
@@ -79,7 +79,7 @@ def train_throughput(arch: str, alpha: int, crop: int, batch: int, steps: int) -
 def infer_throughput(arch: str, alpha: int, n_lr: int, tile: int) -> list:
     cfg = TrainConfig.preset(arch)
     torch.manual_seed(0)
-    net = SRResNet3d(1, alpha, channels=cfg.channels, blocks=cfg.blocks).eval()
+    net = SRResNet3d(1, alpha, channels=cfg.channels, blocks=cfg.blocks, taper=cfg.taper).eval()
     m = SRModel(net, alpha=alpha, inputs="bin", threshold=0.5)
     lr = (np.random.default_rng(1).random((n_lr,) * 3) < 0.5).astype(np.uint8)
     superresolve(lr[:8, :8, :8], m, device="cpu")
