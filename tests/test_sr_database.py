@@ -9,24 +9,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from scipy import ndimage
 
+from _helpers import BlobModel
 from twinsr.exceptions import ConfigError, DatasetError
 from twinsr.sr.database import Database, build_database, open_database, split_counts
-
-
-class BlobModel:
-    """Duck-typed stand-in for ChiSquareModel: smoothed noise thresholded at 0."""
-
-    def __init__(self, sigma: float = 1.5) -> None:
-        self.sigma = sigma
-
-    def sample(self, shape: tuple[int, ...], *, rng: Any) -> np.ndarray:
-        g = np.random.default_rng(rng).standard_normal(shape)
-        return (ndimage.gaussian_filter(g, self.sigma, mode="wrap") > 0).astype(np.uint8)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": "blob", "sigma": self.sigma}
 
 
 def _build(path: Path, **kw: Any) -> Database:

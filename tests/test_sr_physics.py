@@ -11,6 +11,7 @@ import pytest
 import torch
 from scipy import ndimage
 
+from _helpers import BlobModel
 from twinsr.exceptions import ConfigError, DatasetError, NonPercolatingWarning, VolumeError
 from twinsr.sr.bundle import SRModel, load_model, save_bundle
 from twinsr.sr.config import TrainConfig
@@ -28,17 +29,6 @@ from twinsr.sr.train import combined_loss, train
 from twinsr.transport import diffusion_channels, effective_tortuosity
 
 torch.set_num_threads(2)
-
-
-class BlobModel:
-    """Duck-typed stand-in for ChiSquareModel: smoothed noise thresholded at 0."""
-
-    def sample(self, shape: tuple[int, ...], *, rng: Any) -> np.ndarray:
-        g = np.random.default_rng(rng).standard_normal(shape)
-        return (ndimage.gaussian_filter(g, 1.5, mode="wrap") > 0).astype(np.uint8)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": "blob"}
 
 
 def _blobs(shape: tuple[int, ...], seed: int, sigma: float = 1.2) -> np.ndarray:

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from scipy import ndimage
 
+from _helpers import BlobModel
 from twinsr.exceptions import ConfigError, DatasetError
 from twinsr.sr.bundle import load_model
 from twinsr.sr.config import TrainConfig
@@ -22,20 +22,9 @@ from twinsr.sr.train import train, transfer_weights
 torch.set_num_threads(2)
 
 
-class BlobModel:
-    """Duck-typed stand-in for ChiSquareModel: smoothed noise thresholded at 0."""
-
-    def sample(self, shape: tuple[int, ...], *, rng: Any) -> np.ndarray:
-        g = np.random.default_rng(rng).standard_normal(shape)
-        return (ndimage.gaussian_filter(g, 2.0, mode="wrap") > 0).astype(np.uint8)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": "blob"}
-
-
 @pytest.fixture(scope="module")
 def db(tmp_path_factory: pytest.TempPathFactory) -> Database:
-    return build_database([BlobModel()], tmp_path_factory.mktemp("db"), n_realizations=3,
+    return build_database([BlobModel(sigma=2.0)], tmp_path_factory.mktemp("db"), n_realizations=3,
                           shape=32, alphas=(2, 4), split=(1, 1, 1), diffusion=False)
 
 
@@ -146,7 +135,7 @@ def test_bad_database_and_arguments(db: Database, tmp_path: Path) -> None:
         train(db, alpha=2, out_dir=tmp_path / "r", config=_cfg(crop=16), device="cpu")
     with pytest.raises(ConfigError, match="`inputs` must be"):
         train(db, alpha=2, inputs="grey", out_dir=tmp_path / "r", device="cpu")
-    nosplit = build_database([BlobModel()], tmp_path / "db2", n_realizations=2, shape=16,
+    nosplit = build_database([BlobModel(sigma=2.0)], tmp_path / "db2", n_realizations=2, shape=16,
                              alphas=(2,), split=(1, 0, 1), diffusion=False)
     with pytest.raises(DatasetError, match="no 'val' realizations"):
         train(nosplit, alpha=2, out_dir=tmp_path / "r2", config=_cfg(), device="cpu")
