@@ -129,7 +129,9 @@ def sample_name(entry: str) -> str:
     s = entry.removeprefix("builtin:")
     p = Path(s)
     name = p.name
-    for suf in (".json", ".npz", ".npy", ".tif", ".tiff", ".raw", ".zarr", ".h5", ".hdf5"):
+    from twinsr.io import SUPPORTED_SUFFIXES
+
+    for suf in (".json", *SUPPORTED_SUFFIXES):
         if name.lower().endswith(suf):
             name = name[: -len(suf)]
             break
