@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from twinsr._atomic import atomic_path, atomic_write_text
+from twinsr._provenance import package_versions
 from twinsr._validation import check_alpha, check_axis, check_shape
 from twinsr.exceptions import ConfigError, DatasetError
 
@@ -90,14 +91,6 @@ def _load_model(m: Any) -> Any:
     if not (hasattr(m, "sample") and hasattr(m, "to_dict")):
         raise ConfigError(f"models must be ChiSquareModel objects or JSON paths, got {type(m)}")
     return m
-
-
-def _versions() -> dict[str, str]:
-    import scipy
-
-    from twinsr import __version__
-
-    return {"twinsr": __version__, "numpy": np.__version__, "scipy": scipy.__version__}
 
 
 def _entry_valid(folder: Path, expected: dict[str, Any]) -> bool:
@@ -284,7 +277,7 @@ def build_database(
                 "splits": names, "entries": {Path(j["folder"]).name: {
                     "model": j["seed"][1], "realization": j["seed"][2], "seed": j["seed"]}
                     for j in jobs},
-                "versions": _versions(), "complete": False}
+                "versions": package_versions(("twinsr", "numpy", "scipy")), "complete": False}
     atomic_write_text(man_path, json.dumps(manifest, indent=1))
     todo = [j for j in jobs if not _entry_valid(Path(j["folder"]), j)]
     log.info("database %s: %d of %d entries to build", out, len(todo), len(jobs))

@@ -27,7 +27,6 @@ import contextlib
 import json
 import logging
 import os
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -39,6 +38,7 @@ import torch
 from torch import nn
 
 from twinsr._atomic import atomic_path, atomic_write_text
+from twinsr._provenance import git_hash, package_versions
 from twinsr._validation import check_alpha, resolve_device
 from twinsr.exceptions import BundleError, ConfigError
 from twinsr.sr.bundle import BUNDLE_NAME, SRModel, input_channels, load_model, save_bundle
@@ -122,21 +122,6 @@ def transfer_weights(target: nn.Module, source: dict[str, torch.Tensor]) -> list
         log.info("transfer: kept the initialisation of %d tensors: %s", len(skipped),
                  ", ".join(skipped))
     return copied
-
-
-def _git_hash() -> str:
-    try:
-        return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"],
-                                       cwd=Path(__file__).parent, text=True,
-                                       stderr=subprocess.DEVNULL, timeout=5).strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def _versions() -> dict[str, str]:
-    from twinsr import __version__
-
-    return {"twinsr": __version__, "torch": torch.__version__, "numpy": np.__version__}
 
 
 def _build_network(in_channels: int, alpha: int, cfg: TrainConfig) -> SRResNet3d:
@@ -457,8 +442,8 @@ def train(
     meta = {"config": cfg.model_dump(), "alpha": alpha, "inputs": inputs, "targets": cfg.targets,
             "database": str(db.path), "best_epoch": best_epoch, "best_val_loss": best_val,
             "epochs_run": len(history), "stopped_early": stopped_early,
-            "transferred": transferred, "versions": _versions(), "git": _git_hash(),
-            "device": dev}
+            "transferred": transferred, "versions": package_versions(("twinsr", "torch", "numpy")),
+            "git": git_hash(), "device": dev}
     if phys:
         meta["transport_axis"] = db.axis
     bundle = save_bundle(out / BUNDLE_NAME, net.cpu(), alpha=alpha, inputs=inputs, threshold=thr,
