@@ -22,7 +22,6 @@ import json
 import logging
 import platform
 import shutil
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from twinsr._atomic import atomic_path, atomic_write_text
+from twinsr._provenance import git_hash, package_versions
 from twinsr._validation import as_binary_volume, resolve_device
 from twinsr.exceptions import ConfigError, TwinsrError, VolumeError
 from twinsr.study.config import StudyConfig, config_difference
@@ -92,27 +92,6 @@ class StudyResult:
 
 
 # ------------------------------------------------------------------------------ provenance
-def _versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version()}
-    for pkg in ("twinsr", "numpy", "scipy", "torch", "numba", "pandas", "matplotlib",
-                "pydantic"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
-
-
-def _git_hash() -> str:
-    try:
-        return subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
-                                       text=True, stderr=subprocess.DEVNULL).strip()
-    except Exception:
-        return "unknown"
-
-
 def _device_desc(dev: str) -> str:
     if dev.startswith("cuda"):
         import torch
@@ -222,7 +201,7 @@ def _prepare_folder(cfg: StudyConfig, out: Path, force: bool, log: _Log) -> dict
     out.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(cfg.device)
     meta = {"name": cfg.name, "config": cfg.identity(), "seed": cfg.seed,
-            "versions": _versions(), "git": _git_hash(), "device": _device_desc(dev),
+            "versions": package_versions(), "git": git_hash(), "device": _device_desc(dev),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     meta["first_started"] = old.get("first_started", old.get("started", meta["started"]))
     atomic_write_text(study_path, json.dumps(meta, indent=1))
