@@ -18,6 +18,7 @@ device) and ``config.yaml``. A folder holding a *different* study is refused unl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import platform
@@ -253,14 +254,12 @@ def _database(cfg: StudyConfig, out: Path, models: list[Any], log: _Log) -> Any:
 
     t0 = time.perf_counter()
     path = out / "database"
-    try:
+    with contextlib.suppress(TwinsrError):  # no complete database yet: build it (resumes entries)
         db = open_database(path)
         if db.settings.get("n_realizations") == cfg.n_realizations and \
                 tuple(db.settings.get("shape", ())) == tuple(cfg.shape):
             log.mark("database", "skipped", time.perf_counter() - t0)
             return db
-    except TwinsrError:
-        pass
     total = len(models) * cfg.n_realizations
 
     def prog(done: int, n: int) -> None:
