@@ -20,7 +20,8 @@ def _model(inputs: str = "bin", alpha: int = 2) -> SRModel:
     with torch.no_grad():  # random but non-trivial output around 0.5
         for prm in net.parameters():
             prm.mul_(3.0)
-    return SRModel(net.eval(), alpha=alpha, inputs=inputs, threshold=0.5)
+    return SRModel(net.eval(), alpha=alpha, inputs=inputs, threshold=0.5,
+                   transport_axis=0 if inputs == "diffu" else None)
 
 
 @pytest.fixture

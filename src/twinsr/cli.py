@@ -388,10 +388,11 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in OUT.")] = False,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda[:N].")] = "auto",
     targets: Annotated[str | None, typer.Option("--targets", help="morph (default) or "
-                                                "morph+diffu (also the HR solution).")] = None,
+                                                "morph+diffu (also the HR solution; needs a "
+                                                "database built with --hr-diffusion).")] = None,
 ) -> None:
     """Train a super-resolution network (+ threshold) on a database; resumable."""
-    from twinsr.sr import TrainConfig
+    from twinsr.sr import TrainConfig, load_model
     from twinsr.sr import train as train_fn
 
     cfg = TrainConfig.from_yaml(config, base=preset) if config else TrainConfig.preset(preset)
@@ -407,7 +408,8 @@ def train(
 
         res = train_fn(database, alpha=alpha, inputs=inputs, out_dir=out, config=cfg,
                        init_from=init_from, resume=resume, device=device, progress=prog)
-    echo_json({"bundle": str(res.bundle_path), "epochs_run": res.epochs_run,
+    spec = load_model(res.bundle_path).spec
+    echo_json({"bundle": str(res.bundle_path), "spec": spec.to_dict(), "epochs_run": res.epochs_run,
                "best_epoch": res.best_epoch, "best_val_loss": res.best_val_loss,
                "stopped_early": res.stopped_early, "threshold": res.threshold,
                "seconds": round(res.seconds, 1), "device": res.device,
@@ -423,7 +425,9 @@ def superresolve(
     probabilities: Annotated[bool, typer.Option("--probabilities", help="Write float32 "
                                                 "probabilities of solid.")] = False,
     tile: Annotated[int, typer.Option("--tile", help="LR tile edge in voxels.")] = 64,
-    axis: Annotated[int, typer.Option("--axis", help="Transport axis (diffu models).")] = 0,
+    axis: Annotated[int | None, typer.Option(
+        "--axis", help="Transport axis of the diffusion channels; default the model's own "
+                       "(refused if it disagrees).")] = None,
     key: Annotated[str | None, typer.Option("--key", help="Dataset key in the input "
                                                              "file.")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda[:N].")] = "auto",
@@ -442,6 +446,7 @@ def superresolve(
     from twinsr.sr import superresolve as sr_fn
 
     mdl = load_model(model)
+    mdl.spec.resolve_axis(axis)  # refuse a disagreeing --axis before reading anything
     vs = read_metadata(lr, key=key).get("voxel_size")
     if solution_out is not None and out.lower().rstrip("/").endswith(".zarr"):
         from twinsr.exceptions import ConfigError
@@ -455,7 +460,8 @@ def superresolve(
             path = superresolve_zarr(lr, mdl, out, chunk=tile, key=key, device=device,
                                      probabilities=probabilities, axis=axis, voxel_size=vs,
                                      progress=lambda d, t: bar.set(d, total=t))
-        echo_json({"output": str(path), "alpha": mdl.alpha, "threshold": mdl.threshold})
+        echo_json({"output": str(path), "alpha": mdl.alpha, "threshold": mdl.threshold,
+                   "transport_axis": mdl.transport_axis})
         return
     im = read_volume(lr, key=key)
     with progress_bar("superresolve", total=None) as bar:
@@ -467,12 +473,14 @@ def superresolve(
         res, sol = res
         write_volume(solution_out, sol, voxel_size=new_vs,
                      metadata={"alpha": mdl.alpha, "channels": ["pore", "solid"],
-                               "axis": mdl.metadata.get("transport_axis"), "source": str(lr)})
+                               "axis": mdl.transport_axis, "source": str(lr)})
     path = write_volume(out, res, voxel_size=new_vs,
                         metadata={"alpha": mdl.alpha, "inputs": mdl.inputs,
-                                  "threshold": mdl.threshold, "source": str(lr)})
+                                  "threshold": mdl.threshold, "spec": mdl.spec.to_dict(),
+                                  "source": str(lr)})
     echo_json({"output": str(path), "shape": res.shape, "dtype": str(res.dtype),
-               "alpha": mdl.alpha, "threshold": mdl.threshold})
+               "alpha": mdl.alpha, "threshold": mdl.threshold,
+               "transport_axis": mdl.transport_axis})
 
 
 # -- study (twinsr.study) --------------------------------------------------------------------

@@ -13,6 +13,7 @@ __all__ = [
     "ConvergenceWarning",
     "DatasetError",
     "MemoryBudgetError",
+    "ModelWarning",
     "NonPercolatingWarning",
     "TwinsrError",
     "VolumeError",
@@ -54,3 +55,10 @@ class NonPercolatingWarning(UserWarning):
 
 class ConvergenceWarning(UserWarning):
     """An iterative solver stopped at its iteration limit before reaching the tolerance."""
+
+
+class ModelWarning(UserWarning):
+    """A model is used outside the conditions it was trained or checked for, and the result may
+    differ from what the user expects: tiles overlapping less than the receptive field, transfer
+    learning from a network of another α or transport axis, an old bundle whose transport axis
+    had to be assumed."""

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from twinsr.exceptions import ConfigError
+from twinsr.sr.targets import target_kind
 
 __all__ = ["PRESETS", "TrainConfig"]
 
@@ -57,8 +58,9 @@ class TrainConfig(BaseModel):
     threshold_bins
         Histogram resolution of the threshold fit.
     targets
-        ``"morph"`` (default): the HR morphology only (1 output channel). ``"morph+diffu"``: also
-        the HR pore and solid diffusion solutions (3 output channels, spec §4; the database needs
+        A registered target kind (:func:`twinsr.sr.targets.target_kinds`): ``"morph"``
+        (default): the HR morphology only (1 output channel). ``"morph+diffu"``: also the HR
+        pore and solid diffusion solutions (3 output channels, spec §4; the database needs
         ``hr_diffusion=True``; see :mod:`twinsr.sr.physics`).
     solution_weight
         Weight of the masked MSE on the solution channels in the loss
@@ -88,8 +90,16 @@ class TrainConfig(BaseModel):
     max_seconds: float | None = Field(None, gt=0)
     tile: int = Field(48, ge=4)
     threshold_bins: int = Field(4096, ge=16)
-    targets: Literal["morph", "morph+diffu"] = "morph"
+    targets: str = "morph"
     solution_weight: float = Field(1.0, ge=0)
+
+    @field_validator("targets")
+    @classmethod
+    def _known_targets(cls, value: str) -> str:
+        try:
+            return target_kind(value).name
+        except ConfigError as exc:  # pydantic reports a ValueError raised by a validator
+            raise ValueError(str(exc)) from None
 
     def crop_for(self, alpha: int) -> int:
         """LR crop edge used at factor α."""
