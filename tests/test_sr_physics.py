@@ -225,9 +225,13 @@ def test_training_lowers_combined_loss(db: Database, tmp_path: Path, inputs: str
     assert losses[-1] < 0.9 * losses[0]
     m = load_model(tmp_path / "run")
     assert m.out_channels == 3 and m.metadata["targets"] == "morph+diffu"
+    assert m.targets == "morph+diffu" and m.transport_axis == 1 == db.axis  # even for "bin"
     name = db.entries("test")[0]
     lr = np.asarray(db.lr(name, 2))
-    binary, sol = superresolve(lr, m, tile=8, device="cpu", axis=1, return_solution=True)
+    binary, sol = superresolve(lr, m, tile=8, device="cpu", return_solution=True)
+    b1, s1 = superresolve(lr, m, tile=8, device="cpu", axis=1, return_solution=True)
+    np.testing.assert_array_equal(binary, b1)
+    np.testing.assert_array_equal(sol, s1)
     assert binary.shape == (24, 24, 24) and sol.shape == (2, 24, 24, 24)
     assert sol.dtype == np.float32 and sol.min() >= 0 and sol.max() <= 1
     assert sol.std() > 0   # raw predictions, not masked by the predicted phase
