@@ -44,6 +44,17 @@ def test_core_modules_never_import_physics() -> None:
     assert not offenders
 
 
+def test_modules_import_only_earlier_layers() -> None:
+    """The order documented in twinsr/sr/__init__.py."""
+    order = ["targets", "symmetry", "network", "threshold", "data", "objectives", "config",
+             "database", "bundle", "infer", "train", "physics"]
+    graph = _sr_graph()
+    assert sorted(graph) == sorted(order)
+    for m, deps in graph.items():
+        later = {d for d in deps if order.index(d) >= order.index(m)}
+        assert not later, (m, later)
+
+
 def test_no_import_cycle_in_sr() -> None:
     graph = _sr_graph()
     state: dict[str, int] = {}

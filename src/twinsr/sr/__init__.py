@@ -3,12 +3,13 @@
 Importing this subpackage imports torch; ``import twinsr`` alone does not (it imports
 ``twinsr.sr`` lazily on first use of one of these names).
 
-Layers, each importing only those above it in this list: ``targets`` and ``symmetry`` (leaves:
-the registry of target kinds, the cube group), ``network``, ``data`` (crop sampling),
-``objectives`` (losses; registers the target kind ``"morph"``), ``config``, ``database``,
-``bundle`` (weights + :class:`ModelSpec`), ``threshold``, ``infer``, ``train``. ``physics`` (the
-HR-solution outputs, target kind ``"morph+diffu"``) builds on them and is imported by none of
-them; importing this package imports it, which registers its target kind.
+Layers (each module imports only modules listed before it): ``targets`` (the registry of
+target kinds) and ``symmetry`` (the cube group) are leaves; ``network``, ``threshold``;
+``data`` (crop sampling); ``objectives`` (losses; registers the target kind ``"morph"``);
+``config``, ``database``, ``bundle`` (weights + :class:`ModelSpec`); ``infer``; ``train``.
+``physics`` (the HR-solution outputs: :class:`SolutionCropSampler`, :func:`combined_loss`, the
+target kind ``"morph+diffu"``, :func:`solution_error`) builds on them and none of them imports
+it; importing this package imports it, so its target kind is always registered.
 """
 
 from __future__ import annotations

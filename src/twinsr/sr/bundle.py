@@ -20,7 +20,6 @@ a :class:`~twinsr.exceptions.ModelWarning` saying so.
 
 from __future__ import annotations
 
-import logging
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -46,8 +45,6 @@ __all__ = [
     "resolve_bundle_path",
     "save_bundle",
 ]
-
-log = logging.getLogger(__name__)
 
 BUNDLE_FORMAT = "twinsr-sr-bundle"
 BUNDLE_VERSION = 2

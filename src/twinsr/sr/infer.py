@@ -15,7 +15,6 @@ model the diffusion channels are solved along the model's own transport axis (an
 from __future__ import annotations
 
 import itertools
-import logging
 import os
 import warnings
 from collections.abc import Callable
@@ -36,8 +35,6 @@ from twinsr.sr.bundle import SRModel, load_model
 from twinsr.sr.network import SRResNet3d
 
 __all__ = ["as_model", "lr_input_channels", "superresolve"]
-
-log = logging.getLogger(__name__)
 
 
 def as_model(
