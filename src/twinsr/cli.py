@@ -344,7 +344,8 @@ def database(
     split: Annotated[str, typer.Option("--split", help="train,val,test counts.")] = "7,2,1",
     seed: Annotated[int, typer.Option("--seed", help="Master seed.")] = 0,
     axis: Annotated[int, typer.Option("--axis", help="Transport axis of the diffusion "
-                                                     "channels.")] = 0,
+                                                     "channels (networks trained on the "
+                                                     "database record it).")] = 0,
     no_diffusion: Annotated[bool, typer.Option("--no-diffusion", help="Skip the diffusion "
                                                                       "channels.")] = False,
     workers: Annotated[int, typer.Option("--workers", help="Parallel worker processes.")] = 1,

@@ -202,7 +202,8 @@ def superresolve_zarr(
                                *(_block_chunks(n, chunk, halo) for n in chans.shape[1:])))
         settings = {"shape_lr": list(chans.shape[1:]), "alpha": a, "chunk": chunk,
                     "probabilities": bool(probabilities), "threshold": float(model.threshold),
-                    "inputs": model.inputs, "axis": axis, "weights": _fingerprint(model.network)}
+                    "inputs": model.inputs, "axis": model.transport_axis,
+                    "weights": _fingerprint(model.network)}
         vs = _normalize_voxel_size(voxel_size)
         attrs = {"model": model.metadata, "spec": model.spec.to_dict(), **settings,
                  "source": str(lr) if isinstance(lr, (str, os.PathLike)) else None,
