@@ -65,6 +65,93 @@ def test_config_invalid_value_names_key(data, key):
         StudyConfig.from_dict({"samples": ["nmc_nrel_xct"], **data})
 
 
+@pytest.mark.parametrize(("overrides", "match"), [
+    ({"max_epochs": 10}, r"train_overrides.*unknown training setting 'max_epochs'"),
+    ({"chanels": 8}, r"train_overrides.*'chanels' \(did you mean 'channels'\?\)"),
+    ({"lr": -1.0}, r"train_overrides.*training setting 'lr'.*greater than 0.*-1.0"),
+    ({"epochs": "many"}, r"train_overrides.*training setting 'epochs'.*integer"),
+    ({"crop_per_alpha": {2: "x"}}, r"train_overrides.*'crop_per_alpha.2'"),
+])
+def test_train_overrides_checked_on_load(tmp_path, overrides, match):
+    """A bad training setting is refused when the study config is built, not after the
+    calibration and the database."""
+    with pytest.raises(ConfigError, match=match):
+        StudyConfig.from_dict({"samples": ["nmc_nrel_xct"], "train_overrides": overrides})
+    p = tmp_path / "s.yaml"
+    import yaml
+
+    p.write_text(yaml.safe_dump({"samples": ["nmc_nrel_xct"], "train_overrides": overrides}))
+    with pytest.raises(ConfigError, match=match):
+        StudyConfig.from_yaml(p)
+
+
+def test_train_preset_and_overrides_make_the_train_config():
+    from twinsr.sr.config import PRESETS as TRAIN_PRESETS
+    from twinsr.sr.config import TrainConfig
+
+    with pytest.raises(ConfigError, match=r"train_preset.*unknown training preset 'tiny'"):
+        StudyConfig.from_dict({"samples": ["x"], "train_preset": "tiny"})
+    cfg = StudyConfig.preset("micro", seed=7, train_overrides={"epochs": 3})
+    tc = cfg.train_config()
+    assert tc == TrainConfig.preset("micro", seed=7, epochs=3)
+    assert StudyConfig.preset("micro", train_overrides={"seed": 2}).train_config().seed == 2
+    # every study preset's training settings are valid and name a training preset
+    for name in PRESETS:
+        assert StudyConfig.preset(name).train_preset in TRAIN_PRESETS
+    # the micro training preset moved from the study into sr.config.PRESETS unchanged: the
+    # quick preset with the micro study's former overrides
+    former_micro = {
+        "channels": 4, "blocks": 1, "crop": 6, "crop_per_alpha": {2: 6, 4: 4, 8: 3},
+        "batch_per_alpha": {2: 2, 4: 2, 8: 1}, "epochs": 2, "steps_per_epoch": 3,
+        "patience": 2, "val_crops": 2, "max_seconds": 20.0, "tile": 16, "lr": 2e-3}
+    assert TrainConfig.preset("micro") == TrainConfig.preset("quick", **former_micro)
+
+
+def _docstring_yaml_blocks(obj) -> list[str]:
+    """The literal blocks (after a line ending in ``::``) of ``obj``'s docstring."""
+    import inspect
+    import textwrap
+
+    lines = inspect.getdoc(obj).splitlines()
+    blocks, i = [], 0
+    while i < len(lines):
+        if lines[i].rstrip().endswith("::"):
+            j = i + 1
+            while j < len(lines) and not lines[j].strip():
+                j += 1
+            k = j
+            while k < len(lines) and (not lines[k].strip() or lines[k].startswith(" ")):
+                k += 1
+            blocks.append(textwrap.dedent("\n".join(lines[j:k])))
+            i = k
+        else:
+            i += 1
+    return blocks
+
+
+def test_docstring_yaml_examples_are_valid_configs():
+    import yaml
+
+    import twinsr.study.config as config_module
+
+    blocks = _docstring_yaml_blocks(config_module)
+    assert blocks, "the module docstring shows an example YAML"
+    for text in blocks:
+        cfg = StudyConfig.from_dict(yaml.safe_load(text))
+        tc = cfg.train_config()
+        assert cfg.train_overrides  # the example shows the overrides
+        for key, value in cfg.train_overrides.items():
+            assert getattr(tc, key) == value
+
+
+def test_baselines_are_the_resample_methods():
+    from twinsr.resample import METHODS
+
+    assert StudyConfig(samples=["x"]).baselines == list(METHODS)
+    with pytest.raises(ConfigError, match=r"baselines.*unknown interpolation 'bicubic'"):
+        StudyConfig.from_dict({"samples": ["x"], "baselines": ["nearest", "bicubic"]})
+
+
 def test_config_yaml_roundtrip_and_errors(tmp_path):
     cfg = StudyConfig.preset("micro")
     p = tmp_path / "c.yaml"

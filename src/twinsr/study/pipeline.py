@@ -273,27 +273,6 @@ def _database(cfg: StudyConfig, out: Path, models: list[Any], log: _Log) -> Any:
     return db
 
 
-def _train_config(cfg: StudyConfig) -> Any:
-    from twinsr.sr import TrainConfig
-
-    base = "quick" if cfg.train_preset == "micro" else cfg.train_preset
-    over = dict(MICRO_TRAIN) if cfg.train_preset == "micro" else {}
-    over.update(cfg.train_overrides)
-    over.setdefault("seed", cfg.seed)
-    try:
-        return TrainConfig.preset(base, **over)
-    except TwinsrError as exc:
-        raise ConfigError(f"invalid value in 'train_overrides': {exc}") from None
-
-
-#: Training settings of the ``micro`` study preset (CI): a tiny network, a few steps.
-MICRO_TRAIN: dict[str, Any] = {
-    "channels": 4, "blocks": 1, "crop": 6, "crop_per_alpha": {2: 6, 4: 4, 8: 3},
-    "batch_per_alpha": {2: 2, 4: 2, 8: 1}, "epochs": 2, "steps_per_epoch": 3, "patience": 2,
-    "val_crops": 2, "max_seconds": 20.0, "tile": 16, "lr": 2e-3,
-}
-
-
 def _load_complete(run: Path, alpha: int, inputs: str) -> Any | None:
     """The model bundle of a finished training run, or None if the run is missing/incomplete."""
     from twinsr.sr import load_model
@@ -311,7 +290,7 @@ def _train(cfg: StudyConfig, out: Path, db: Any, log: _Log) -> tuple[dict[str, P
     from twinsr.sr import load_model, train
 
     t0 = time.perf_counter()
-    tcfg = _train_config(cfg)
+    tcfg = cfg.train_config()
     bundles: dict[str, Path] = {}
     thresholds: dict[str, float] = {}
     did = False
