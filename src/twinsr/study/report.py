@@ -22,15 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from twinsr.study.config import network_label
+from twinsr.study.evaluate import ALL, HEADLINE, SOURCES
+
 __all__ = ["Finding", "findings", "summary_table", "write_report"]
 
-#: (metric, phase, label, higher_is_better)
-HEADLINE: list[tuple[str, str, str, bool]] = [
-    ("accuracy", "all", "accuracy", True),
-    ("surface_accuracy", "all", "surface accuracy", True),
-    ("tau_geod_rel_err", "mean", "rel. error geodesic τ (mean over phases)", False),
-    ("tau_eff_rel_err", "mean", "rel. error effective τ (mean over phases)", False),
-]
+N_BIN, N_DIFFU = network_label("bin"), network_label("diffu")
 
 
 def _quantile(v: np.ndarray, q: float) -> float:
@@ -65,8 +62,9 @@ def summary_table(df: Any) -> Any:
     import pandas as pd
 
     rows = []
-    for metric, phase, _label, _hib in HEADLINE:
-        sub = df[(df["metric"] == metric) & (df["phase"] == phase)]
+    for h in HEADLINE:
+        metric = h.metric
+        sub = df[(df["metric"] == metric) & (df["phase"] == h.phase)]
         for (src, a, m), g in sub.groupby(["source", "alpha", "method"], sort=True):
             v = g["value"].to_numpy(dtype=float)
             q25, med, q75 = (_quantile(v, 0.25), _quantile(v, 0.5), _quantile(v, 0.75))
@@ -107,7 +105,7 @@ def findings(df: Any, *, networks: Sequence[str], baseline: str = "triquadratic"
              ) -> list[Finding]:
     """Check the paper's four findings on the results table (medians over sub-volumes)."""
     out: list[Finding] = []
-    sources = [s for s in ("simulated", "measured") if s in set(df["source"])]
+    sources = [s for s in SOURCES if s in set(df["source"])]
     alphas = sorted(int(a) for a in df["alpha"].unique())
     present = set(df["method"])
     nets = [n for n in networks if n in present]
@@ -118,7 +116,7 @@ def findings(df: Any, *, networks: Sequence[str], baseline: str = "triquadratic"
     if nets and baseline in present:
         for src in sources:
             for a in alphas:
-                for metric, phase, label, hib in HEADLINE:
+                for metric, phase, label, _short, hib in HEADLINE:
                     b = _med(df, src, a, baseline, metric, phase)
                     if math.isnan(b):
                         continue
@@ -152,11 +150,11 @@ def findings(df: Any, *, networks: Sequence[str], baseline: str = "triquadratic"
         lo, hi = alphas[0], alphas[-1]
         checks = []
         for src in sources:
-            drop_b = (_med(df, src, lo, baseline, "accuracy", "all")
-                      - _med(df, src, hi, baseline, "accuracy", "all"))
+            drop_b = (_med(df, src, lo, baseline, "accuracy", ALL)
+                      - _med(df, src, hi, baseline, "accuracy", ALL))
             for n in nets:
-                drop = (_med(df, src, lo, n, "accuracy", "all")
-                        - _med(df, src, hi, n, "accuracy", "all"))
+                drop = (_med(df, src, lo, n, "accuracy", ALL)
+                        - _med(df, src, hi, n, "accuracy", ALL))
                 checks.append(drop <= drop_b)
                 det.append(f"{src}: median accuracy drop α={lo}→{hi}: {n} {drop:.4f}, "
                            f"{baseline} {drop_b:.4f}")
@@ -171,14 +169,14 @@ def findings(df: Any, *, networks: Sequence[str], baseline: str = "triquadratic"
     # 3. diffusion-informed vs binary
     det = []
     verdict = "not tested"
-    if "N_bin" in present and "N_diffu" in present:
+    if N_BIN in present and N_DIFFU in present:
         agree = []
         for a in alphas:
             for src in sources:
-                d_acc = (_med(df, src, a, "N_diffu", "accuracy", "all")
-                         - _med(df, src, a, "N_bin", "accuracy", "all"))
-                d_sur = (_med(df, src, a, "N_diffu", "surface_accuracy", "all")
-                         - _med(df, src, a, "N_bin", "surface_accuracy", "all"))
+                d_acc = (_med(df, src, a, N_DIFFU, "accuracy", ALL)
+                         - _med(df, src, a, N_BIN, "accuracy", ALL))
+                d_sur = (_med(df, src, a, N_DIFFU, "surface_accuracy", ALL)
+                         - _med(df, src, a, N_BIN, "surface_accuracy", ALL))
                 # differences below TIE_TOLERANCE in median accuracy are called a tie
                 verdict_a = ("better" if d_acc > TIE_TOLERANCE else
                              "worse" if d_acc < -TIE_TOLERANCE else "tie")
@@ -197,12 +195,13 @@ def findings(df: Any, *, networks: Sequence[str], baseline: str = "triquadratic"
     # 4. measured vs simulated
     det = []
     verdict = "not tested"
-    if "simulated" in sources and "measured" in sources and nets:
+    simulated, measured = SOURCES
+    if simulated in sources and measured in sources and nets:
         checks = []
         for a in alphas:
             for n in [*nets, baseline] if baseline in present else nets:
-                s = _med(df, "simulated", a, n, "accuracy", "all")
-                m = _med(df, "measured", a, n, "accuracy", "all")
+                s = _med(df, simulated, a, n, "accuracy", ALL)
+                m = _med(df, measured, a, n, "accuracy", ALL)
                 if math.isnan(s) or math.isnan(m):
                     continue
                 if n in nets:
@@ -270,8 +269,9 @@ def write_report(out_dir: str | Path, df: Any, *, config_yaml: str, meta: dict[s
     blocks.append(("p", "Over sub-volumes (and samples) of each source; IQR = q75 − q25; "
                         "n_inf = non-percolating cases (relative error inf), included in the "
                         "median."))
-    for metric, _phase, label, _hib in HEADLINE:
-        s = summ[summ["metric"] == metric] if len(summ) else summ
+    for h in HEADLINE:
+        label = h.label
+        s = summ[summ["metric"] == h.metric] if len(summ) else summ
         if not len(s):
             continue
         blocks.append(("h3", label))
