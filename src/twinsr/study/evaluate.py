@@ -101,6 +101,12 @@ def prepare_volume(im: np.ndarray, *, k: int, alpha_max: int, crop: int | None =
     VolumeError
         If the volume cannot hold ``k**3`` sub-volumes whose LR edge at ``alpha_max`` is at
         least ``min_lr_edge`` (message gives the sizes needed).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> prepare_volume(np.zeros((70, 67, 66), np.uint8), k=2, alpha_max=8).shape
+    (64, 64, 64)
     """
     im = central_crop(im, crop)
     unit = k * alpha_max
@@ -114,7 +120,12 @@ def prepare_volume(im: np.ndarray, *, k: int, alpha_max: int, crop: int | None =
 
 
 def central_crop(im: np.ndarray, edge: int | None) -> np.ndarray:
-    """The central block of ``im`` with at most ``edge`` voxels per axis (None: ``im`` itself)."""
+    """The central block of ``im`` with at most ``edge`` voxels per axis (None: ``im`` itself).
+
+    >>> import numpy as np
+    >>> central_crop(np.arange(5)[:, None, None] * np.ones((5, 2, 9)), 3)[:, 0, 0].tolist()
+    [1.0, 2.0, 3.0]
+    """
     if edge is None:
         return im
     sl = []
@@ -132,6 +143,13 @@ def cut_subvolumes(im: np.ndarray, k: int) -> list[np.ndarray]:
     ------
     VolumeError
         If an axis is not divisible by ``k``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> subs = cut_subvolumes(np.arange(64).reshape(4, 4, 4), 2)
+    >>> len(subs), subs[0].shape, int(subs[1][0, 0, 0])  # the second block starts at x = 2
+    (8, (2, 2, 2), 2)
     """
     if any(s % k for s in im.shape):
         raise VolumeError(f"shape {im.shape} is not divisible by k={k}; crop it first "
