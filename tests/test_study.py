@@ -292,7 +292,18 @@ def test_micro_study_end_to_end(micro_study):
     # the small measured volume is evaluated at α = 2 and skipped (documented) at α = 4
     assert set(df[df["sample"] == "small"].alpha) == {2}
     assert len(res.skipped) == 1 and "small" in res.skipped[0] and "α=4" in res.skipped[0]
-    assert json.loads((out / "skipped.json").read_text()) == res.skipped
+    # ... as a typed record, in study.json (read on resume) and skipped.json
+    from twinsr.study.records import LAYOUT, SkipRecord
+
+    (rec,) = res.skip_records
+    assert (rec.step, rec.source, rec.sample, rec.alpha, rec.method) == (
+        "evaluate", "measured", "small", 4, None)
+    assert "too small" in rec.reason and rec.message == res.skipped[0]
+    assert json.loads((out / "skipped.json").read_text()) == [rec.to_dict()]
+    study = json.loads((out / "study.json").read_text())
+    assert study["layout"] == LAYOUT and study["skipped"] == [rec.to_dict()]
+    assert SkipRecord.from_dict(study["skipped"][0]) == rec
+    assert not list((out / "eval").glob("*skipped*"))
     assert {"N_bin", "N_diffu", "triquadratic", "nearest"} <= set(df.method)
     # 8 sub-volumes per (source, sample, alpha, method) for the headline metrics
     acc = df[(df.metric == "accuracy")]
@@ -316,17 +327,118 @@ def test_micro_study_end_to_end(micro_study):
     assert any("transfer from bin_a2" in x for x in lines)
 
 
-def test_micro_study_rerun_skips_completed_steps(micro_study):
+def _no_volume_reads(monkeypatch):
+    """Make reading any sample or measured volume fail: a resume must not need one."""
+    from twinsr.study import pipeline
+
+    def refuse(entry):
+        raise AssertionError(f"volume {entry} read on resume")
+
+    monkeypatch.setattr(pipeline, "_read_entry", refuse)
+
+
+def test_micro_study_rerun_skips_completed_steps(micro_study, monkeypatch):
     out, res, _ = micro_study
     bundle = out / "runs" / "bin_a4" / "model.pt"
     before = bundle.stat().st_mtime_ns
     lines: list[str] = []
+    # the small volume's α = 4 skip comes from its record: no volume is read again
+    _no_volume_reads(monkeypatch)
     again = run_study(_micro_config(out.parent), out, progress=lines.append)
     for step in ("calibrate", "database", "train", "evaluate"):
         assert again.steps[step] == "skipped", step
     assert bundle.stat().st_mtime_ns == before
     assert any("complete, skipped" in x for x in lines)
     pd.testing.assert_frame_equal(again.table, res.table)
+    assert again.skip_records == res.skip_records and again.skipped == res.skipped
+
+
+def _copy_study(out, dest):
+    import shutil
+
+    shutil.copytree(out, dest)
+    return dest
+
+
+def test_resume_skips_exactly_the_recorded_evaluations(micro_study, tmp_path, monkeypatch):
+    """A (volume, α) recorded as skipped in study.json is skipped on resume by its record:
+    whatever the reason says, and without reading the volume."""
+    from twinsr.study.records import SkipRecord
+
+    out, res, _ = micro_study
+    study = _copy_study(out, tmp_path / "copy")
+    sim = res.table.query("source == 'simulated'")["sample"].iloc[0]
+    for f in (f"simulated__{sim}__a4.csv", f"simulated__{sim}__a4_slices.npz"):
+        (study / "eval" / f).unlink()
+    hand = SkipRecord("evaluate", "simulated", sim, 4, "left out by hand")
+    meta = json.loads((study / "study.json").read_text())
+    meta["skipped"].append(hand.to_dict())
+    (study / "study.json").write_text(json.dumps(meta))
+    _no_volume_reads(monkeypatch)
+    again = run_study(_micro_config(out.parent), study)
+    assert again.steps["evaluate"] == "skipped"
+    assert again.skip_records == [*res.skip_records, hand]
+    assert again.skipped[-1] == f"simulated/{sim} α=4: left out by hand"
+    assert not (study / "eval" / f"simulated__{sim}__a4.csv").exists()
+    expected = res.table[~((res.table["source"] == "simulated") & (res.table["alpha"] == 4))]
+    pd.testing.assert_frame_equal(again.table, expected.reset_index(drop=True))
+    assert json.loads((study / "skipped.json").read_text()) == [r.to_dict()
+                                                                for r in again.skip_records]
+    assert "left out by hand" in (study / "report.md").read_text()
+
+
+def test_resume_of_an_earlier_layout_study(micro_study, tmp_path):
+    """A study.json without records (skips kept as sentences in eval/*__skipped.json) is
+    read: the skips are checked again from the volumes, recorded, the old files removed."""
+    out, res, _ = micro_study
+    study = _copy_study(out, tmp_path / "old")
+    meta = json.loads((study / "study.json").read_text())
+    del meta["layout"], meta["skipped"]
+    (study / "study.json").write_text(json.dumps(meta))
+    old_file = study / "eval" / "measured__small__skipped.json"
+    old_file.write_text(json.dumps(res.skipped))
+    lines: list[str] = []
+    again = run_study(_micro_config(out.parent), study, progress=lines.append)
+    assert any("earlier layout" in x for x in lines)
+    assert again.steps["evaluate"] == "skipped"  # nothing evaluated again
+    assert again.skip_records == res.skip_records and again.skipped == res.skipped
+    assert not old_file.exists()
+    assert json.loads((study / "study.json").read_text())["skipped"] == [
+        r.to_dict() for r in res.skip_records]
+    pd.testing.assert_frame_equal(again.table, res.table)
+
+
+@pytest.mark.parametrize(("change", "match"), [
+    ({"layout": 99}, r"layout 99.*reads layouts 1 and 2.*force"),
+    ({"skipped": [{"step": "evaluate", "alpha": 4}]}, r"unreadable.*missing keys.*force"),
+    ({"skipped": [{"step": "evaluate", "source": "m", "sample": "s", "alpha": "4",
+                   "reason": "r"}]}, r"unreadable.*alpha must be an integer"),
+    ({"skipped": {"a": 1}}, r"unreadable.*must be a list"),
+])
+def test_study_file_of_unknown_layout_or_bad_records_refused(micro_study, tmp_path, change,
+                                                             match):
+    from twinsr.study.pipeline import _Log, _prepare_folder
+
+    out, _, _ = micro_study
+    meta = json.loads((out / "study.json").read_text())
+    (tmp_path / "study.json").write_text(json.dumps({**meta, **change}))
+    with pytest.raises(ConfigError, match=match):
+        _prepare_folder(_micro_config(out.parent), tmp_path, False, _Log(None))
+
+
+def test_skip_record_round_trip_and_errors():
+    from twinsr.study.records import SkipRecord, skip_records
+
+    r = SkipRecord("evaluate", "measured", "a.b", 8, "too small", method="N_bin")
+    assert r.message == "measured/a.b α=8 N_bin: too small"
+    assert skip_records([r.to_dict()]) == [r]
+    assert json.loads(json.dumps(r.to_dict())) == r.to_dict()
+    with pytest.raises(ConfigError, match=r"unknown keys \['colour'\]"):
+        SkipRecord.from_dict({**r.to_dict(), "colour": "red"})
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        SkipRecord.from_dict(["evaluate"])
+    with pytest.raises(ConfigError, match="alpha must be an integer"):
+        SkipRecord.from_dict({**r.to_dict(), "alpha": True})
 
 
 def test_different_study_in_folder_refused_unless_force(micro_study, tmp_path):
@@ -348,7 +460,8 @@ def test_different_study_in_folder_refused_unless_force(micro_study, tmp_path):
     (fake / "runs").mkdir()
     (fake / "results.csv").write_text("x")
     (fake / "mine.txt").write_text("kept")
-    _prepare_folder(other, fake, True, _Log(None))
+    meta, skips = _prepare_folder(other, fake, True, _Log(None))
+    assert skips == [] and meta["seed"] == 5
     assert not (fake / "runs").exists() and not (fake / "results.csv").exists()
     assert (fake / "mine.txt").exists()
     assert json.loads((fake / "study.json").read_text())["seed"] == 5
@@ -375,8 +488,12 @@ def test_unreadable_study_file_refused_unless_force(tmp_path):
     cfg = StudyConfig.preset("micro", device="cpu")
     with pytest.raises(ConfigError, match=r"unreadable.*force"):
         _prepare_folder(cfg, tmp_path, False, _Log(None))
-    meta = _prepare_folder(cfg, tmp_path, True, _Log(None))
-    assert meta["first_started"] == meta["started"]
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "notes.txt").write_text("mine")
+    meta, skips = _prepare_folder(cfg, tmp_path, True, _Log(None))
+    assert meta["first_started"] == meta["started"] and skips == []
+    # the unknown study's outputs are not reused as this one's; other files are kept
+    assert not (tmp_path / "runs").exists() and (tmp_path / "notes.txt").exists()
     assert json.loads((tmp_path / "study.json").read_text())["seed"] == cfg.seed
 
 
@@ -390,3 +507,73 @@ def test_figure_names_keep_dots_in_sample_names(tmp_path):
     assert sorted(p.name for p in paths) == ["error_slices__measured__a.b.pdf",
                                              "error_slices__measured__a.b.png"]
     assert all(p.exists() for p in paths)
+
+
+# ----------------------------------------------------------------------------- no silent fallbacks
+
+
+def test_unreadable_training_history_warns(tmp_path):
+    from twinsr.exceptions import StudyWarning
+    from twinsr.study.pipeline import _histories
+
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.mkdir()
+    bad.mkdir()
+    (good / "history.csv").write_text("epoch,train_loss\n1,0.5\n")
+    (bad / "history.csv").write_text("")
+    with pytest.warns(StudyWarning, match=r"history.csv is unreadable.*N_bad is left out"):
+        hist = _histories({"N_good": good, "N_bad": bad})
+    assert list(hist) == ["N_good"]
+
+
+def test_unreadable_steps_file_warns_and_is_replaced(tmp_path):
+    from twinsr.exceptions import StudyWarning
+    from twinsr.study.pipeline import _Log, _record_steps
+
+    log = _Log(None)
+    log.mark("table", "done", 0.5)
+    meta = {"started": "2024-01-01T00:00:00Z"}
+    _record_steps(tmp_path, meta, 1.0, log)
+    _record_steps(tmp_path, meta, 2.0, log)
+    runs = json.loads((tmp_path / "steps.json").read_text())["runs"]
+    assert [r["seconds"] for r in runs] == [1.0, 2.0] and runs[0]["steps"] == {"table": "done"}
+    (tmp_path / "steps.json").write_text('{"runs": 3}')
+    with pytest.warns(StudyWarning, match=r"steps.json is unreadable.*replaced"):
+        _record_steps(tmp_path, meta, 3.0, log)
+    assert [r["seconds"] for r in json.loads((tmp_path / "steps.json").read_text())["runs"]] \
+        == [3.0]
+
+
+def test_calibration_figure_failure_warns_but_a_bug_propagates(tmp_path, monkeypatch):
+    import twinsr.stochastic
+    from twinsr.exceptions import StudyWarning
+    from twinsr.study.pipeline import _calibration_figure
+
+    def disk_full(res, path):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(twinsr.stochastic, "plot_calibration", disk_full)
+    with pytest.warns(StudyWarning, match=r"calibration figure of berea not written.*space"):
+        _calibration_figure(None, tmp_path / "c.png", "berea")
+
+    def bug(res, path):
+        raise AttributeError("no such attribute")
+
+    monkeypatch.setattr(twinsr.stochastic, "plot_calibration", bug)
+    with pytest.raises(AttributeError):
+        _calibration_figure(None, tmp_path / "c.png", "berea")
+
+
+def test_unusable_stored_reference_is_computed_again(tmp_path):
+    from twinsr.metrics import PhaseTortuosity
+    from twinsr.study.pipeline import _load_reference, _Log, _save_reference
+
+    lines: list[str] = []
+    log = _Log(lines.append)
+    ref = [{"pore": PhaseTortuosity("pore", 1.2, float("inf"), False)}]
+    path = tmp_path / "r.json"
+    _save_reference(path, ref)
+    assert _load_reference(path, 1, log) == ref
+    assert _load_reference(path, 2, log) is None and "holds 1 sub-volumes, not 2" in lines[-1]
+    path.write_text("[{\"pore\": 3}]")
+    assert _load_reference(path, 1, log) is None and "unreadable" in lines[-1]

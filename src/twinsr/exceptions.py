@@ -14,6 +14,7 @@ __all__ = [
     "DatasetError",
     "MemoryBudgetError",
     "NonPercolatingWarning",
+    "StudyWarning",
     "TwinsrError",
     "VolumeError",
     "VolumeFileError",
@@ -54,3 +55,8 @@ class NonPercolatingWarning(UserWarning):
 
 class ConvergenceWarning(UserWarning):
     """An iterative solver stopped at its iteration limit before reaching the tolerance."""
+
+
+class StudyWarning(UserWarning):
+    """A study could not write an optional output (a figure, a training curve) or had to
+    replace an unreadable bookkeeping file; the study goes on and its results are unaffected."""
