@@ -44,6 +44,8 @@ def test_presets_validate():
 def test_config_unknown_key_names_it(tmp_path):
     with pytest.raises(ConfigError, match=r"unknown key 'alphs'.*did you mean 'alphas'"):
         StudyConfig.from_dict({"samples": ["x"], "alphs": [2]})
+    with pytest.raises(ConfigError, match=r"key 3 is not a name"):
+        StudyConfig.from_dict({"samples": ["x"], 3: "x"})
     p = tmp_path / "s.yaml"
     p.write_text("samples: [nmc_nrel_xct]\nbogus_option: 3\n")
     with pytest.raises(ConfigError, match="bogus_option"):
@@ -77,6 +79,8 @@ def test_train_overrides_checked_on_load(tmp_path, overrides, match):
     calibration and the database."""
     with pytest.raises(ConfigError, match=match):
         StudyConfig.from_dict({"samples": ["nmc_nrel_xct"], "train_overrides": overrides})
+    with pytest.raises(ConfigError, match=match):
+        StudyConfig(samples=["nmc_nrel_xct"], train_overrides=overrides)
     p = tmp_path / "s.yaml"
     import yaml
 

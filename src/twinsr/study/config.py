@@ -138,6 +138,13 @@ class StudyConfig(BaseModel):
     seed: int = Field(default=0, ge=0)
     device: str = "auto"
 
+    def __init__(self, **data: Any) -> None:
+        """Validate ``data``; a bad key or value raises :class:`ConfigError` naming it."""
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise ConfigError(_format_errors(exc)) from None
+
     @field_validator("shape", mode="before")
     @classmethod
     def _cube(cls, v: Any) -> Any:
@@ -261,10 +268,10 @@ class StudyConfig(BaseModel):
         """Validate a mapping; errors become :class:`ConfigError` naming the key."""
         if not isinstance(data, dict):
             raise ConfigError(f"a study config must be a mapping, got {type(data).__name__}")
-        try:
-            return cls(**data)
-        except ValidationError as exc:
-            raise ConfigError(_format_errors(exc)) from None
+        bad = [k for k in data if not isinstance(k, str)]
+        if bad:
+            raise ConfigError(f"invalid study config: key {bad[0]!r} is not a name")
+        return cls(**data)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> StudyConfig:
