@@ -4,7 +4,8 @@ A :class:`StudyConfig` is validated on construction: unknown keys and invalid va
 :class:`~twinsr.exceptions.ConfigError` naming the key. Load one from YAML with
 :meth:`StudyConfig.from_yaml` or start from a preset with :meth:`StudyConfig.preset`.
 
-Example YAML (every key optional except ``samples`` and ``measured``)::
+Example YAML (every key but ``samples`` is optional; ``train_overrides`` takes fields of
+:class:`twinsr.sr.TrainConfig`)::
 
     samples: [nmc_nrel_xct, my_tomogram.tif, params/berea.json]
     measured: [nmc_nrel_xct, my_tomogram.tif]
