@@ -391,6 +391,26 @@ def test_resume_skips_exactly_the_recorded_evaluations(micro_study, tmp_path, mo
     assert "left out by hand" in (study / "report.md").read_text()
 
 
+def test_resume_leaves_out_a_method_recorded_as_skipped(micro_study, tmp_path):
+    """A record naming one method: the unit is evaluated again without that method."""
+    from twinsr.study.records import SkipRecord
+
+    out, res, _ = micro_study
+    study = _copy_study(out, tmp_path / "copy")
+    (study / "eval" / "measured__small__a2.csv").unlink()
+    hand = SkipRecord("evaluate", "measured", "small", 2, "not wanted", method="nearest")
+    meta = json.loads((study / "study.json").read_text())
+    meta["skipped"].append(hand.to_dict())
+    (study / "study.json").write_text(json.dumps(meta))
+    again = run_study(_micro_config(out.parent), study)
+    assert again.steps["evaluate"] == "done"
+    small = again.table.query("sample == 'small'")
+    assert set(small.method) == {"ground_truth", "N_bin", "N_diffu", "triquadratic"}
+    before = res.table.query("sample == 'small' and method != 'nearest'")
+    pd.testing.assert_frame_equal(small.reset_index(drop=True), before.reset_index(drop=True))
+    assert again.skipped[-1] == "measured/small α=2 nearest: not wanted"
+
+
 def test_resume_of_an_earlier_layout_study(micro_study, tmp_path):
     """A study.json without records (skips kept as sentences in eval/*__skipped.json) is
     read: the skips are checked again from the volumes, recorded, the old files removed."""

@@ -208,6 +208,11 @@ class _Run:
                                                                                sample)
                 and r.method is None}
 
+    def skipped_methods(self, step: str, source: str, sample: str, alpha: int) -> set[str]:
+        """Methods recorded as skipped for one volume at α."""
+        return {r.method for r in self.skips if r.method is not None
+                and (r.step, r.source, r.sample, r.alpha) == (step, source, sample, alpha)}
+
 
 # ------------------------------------------------------------------------------ folder
 def _write_meta(out: Path, meta: dict[str, Any], skips: list[SkipRecord]) -> None:
@@ -548,21 +553,26 @@ class _Evaluator:
             _save_reference(ref_file, ref)
         return subs, ref
 
-    def _methods(self, alpha: int) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
-        """Method label -> LR-to-SR function at α: the networks, then the baselines."""
+    def _methods(self, alpha: int, skip: set[str]
+                 ) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+        """Method label -> LR-to-SR function at α: the networks, then the baselines, but
+        those in ``skip``."""
         from twinsr.resample import upsample
         from twinsr.sr import load_model, superresolve
 
         methods: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
         for inputs in self.cfg.inputs:
             name = network_label(inputs, alpha)
+            if network_label(inputs) in skip:
+                continue
             if name not in self.models:
                 self.models[name] = load_model(self.bundles[name], device=self.dev)
             mdl = self.models[name]
             methods[network_label(inputs)] = (lambda lr, mdl=mdl: superresolve(
                 lr, mdl, device=self.dev, axis=self.cfg.axis))
         for b in self.cfg.baselines:
-            methods[b] = lambda lr, b=b: upsample(lr, alpha, method=b)
+            if b not in skip:
+                methods[b] = lambda lr, b=b: upsample(lr, alpha, method=b)
         return methods
 
     def _unit(self, vol: _TestVolume, subs: list[np.ndarray],
@@ -572,7 +582,8 @@ class _Evaluator:
 
         from twinsr.study.evaluate import evaluate_volume
 
-        methods = self._methods(alpha)
+        methods = self._methods(alpha, self.run.skipped_methods("evaluate", vol.source,
+                                                                vol.sample, alpha))
         self.run.log(f"evaluate {vol.source}/{vol.sample} α={alpha}: {len(subs)} sub-volumes "
                      f"{subs[0].shape}, {len(methods)} methods")
         unit = evaluate_volume(subs, alpha, methods, source=vol.source, sample=vol.sample,

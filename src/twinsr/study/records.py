@@ -41,7 +41,8 @@ class SkipRecord:
     reason : str
         Why, in words (e.g. the volume is too small for the sub-volumes at this α).
     method : str or None
-        The one method skipped, or None for every method at this (volume, α).
+        The one method skipped (its table label, e.g. ``N_bin`` or ``nearest``), or None for
+        every method at this (volume, α).
     """
 
     step: str
