@@ -15,6 +15,7 @@ __all__ = [
     "MemoryBudgetError",
     "ModelWarning",
     "NonPercolatingWarning",
+    "StudyWarning",
     "TwinsrError",
     "VolumeError",
     "VolumeFileError",
@@ -62,3 +63,8 @@ class ModelWarning(UserWarning):
     differ from what the user expects: tiles overlapping less than the receptive field, transfer
     learning from a network of another α or transport axis, an old bundle whose transport axis
     had to be assumed."""
+
+
+class StudyWarning(UserWarning):
+    """A study could not write an optional output (a figure, a training curve) or had to
+    replace an unreadable bookkeeping file; the study goes on and its results are unaffected."""

@@ -172,4 +172,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "batch_per_alpha": {2: 8, 4: 4, 8: 2}, "epochs": 30, "steps_per_epoch": 15,
         "lr": 2e-3, "patience": 5, "val_crops": 8, "max_seconds": 180.0, "tile": 32,
     },
+    # CI-sized (the ``micro`` study): a tiny network, a few steps; seconds per network on CPU
+    "micro": {
+        "channels": 4, "blocks": 1, "taper": True, "crop": 6,
+        "crop_per_alpha": {2: 6, 4: 4, 8: 3},
+        "batch_per_alpha": {2: 2, 4: 2, 8: 1}, "epochs": 2, "steps_per_epoch": 3,
+        "lr": 2e-3, "patience": 2, "val_crops": 2, "max_seconds": 20.0, "tile": 16,
+    },
 }
