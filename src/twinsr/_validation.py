@@ -14,6 +14,8 @@ import numpy as np
 from twinsr.exceptions import MemoryBudgetError, VolumeError
 
 __all__ = [
+    "PHASE_NAMES",
+    "SUPPORTED_ALPHAS",
     "as_binary_volume",
     "available_memory_bytes",
     "check_alpha",
@@ -28,6 +30,7 @@ __all__ = [
 ]
 
 SUPPORTED_ALPHAS = (2, 4, 8)
+PHASE_NAMES = ("pore", "solid")  # PHASE_NAMES[label]: label 0 is pore, 1 is solid
 
 
 def check_volume(im: object, name: str = "im", *, ndim: int = 3) -> np.ndarray:
@@ -134,10 +137,9 @@ def check_phase(phase: object) -> int:
     """Return the phase label 0 (pore) or 1 (solid). Accepts 0/1 and 'pore'/'solid'."""
     if isinstance(phase, str):
         key = phase.strip().lower()
-        if key in ("pore", "0"):
-            return 0
-        if key in ("solid", "1"):
-            return 1
+        for label, name in enumerate(PHASE_NAMES):
+            if key in (name, str(label)):
+                return label
     elif isinstance(phase, (int, np.integer)) and not isinstance(phase, bool) and phase in (0, 1):
         return int(phase)
     raise VolumeError(f"`phase` must be 0/'pore' or 1/'solid', got {phase!r}")
