@@ -14,8 +14,9 @@ Gauss-Seidel sweep before (red, black) and after (black, red) the coarse correct
 preconditioner is symmetric; the coarse correction is over-weighted by ``omega``; the coarsest
 level (<= ~4096 active points) is solved directly with a sparse LU factorisation.
 
-Memory: five float32 CG vectors (20 B/voxel) + the uint8 mask + ~3.5 B/voxel for all coarse
-levels, i.e. about 25 bytes per voxel of the bounding box.
+Memory: the float64 solution and four float32 CG vectors (24 B/voxel; 40 with float64 vectors),
+the uint8 degree array (1 B/voxel) and all coarse levels (~3.4 B/voxel; 6.9 in float64), on the
+padded grid. The measured peak of a whole solve is ``laplace.LAPLACE_BYTES_PER_VOXEL``.
 """
 
 from __future__ import annotations

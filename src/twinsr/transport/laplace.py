@@ -60,11 +60,14 @@ ProgressCallback = Callable[[int, float], object]
 
 # Below this relative tolerance the CG vectors are float64 (float32 residuals stall near 1e-7).
 FLOAT32_TOL = 1e-7
-# Peak memory of one CPU solve per voxel of the bounding box, by CG vector dtype, measured with
-# tracemalloc on 128^3 and 160^3 random volumes (benchmarks/bench_laplace_memory.py): the float32
-# output field, cluster codes, degree array, float64 solution, four CG vectors and coarse levels
-# (set-up peak: labels + codes + masks). The memory check and the docs quote these numbers.
-LAPLACE_BYTES_PER_VOXEL = {"float32": 33, "float64": 49}
+# Peak memory of one CPU solve in bytes per voxel of the bounding box (the input excluded), by CG
+# vector dtype: tracemalloc peaks of solve_laplace on 128^3 volumes (37.5 / 57.7 B) and 160^3
+# (36.5 / 56.5 B), blobs and open blocks alike, rounded up. During the CG iterations: float32 output
+# (4), phase and cluster codes (2), the percolating mask and degree array (2), float64 solution (8),
+# four CG vectors (16 / 32), coarse levels (3.4 / 6.9), the one-voxel halo of the padded arrays
+# (+5 % at 128^3). diffusion_channels adds 4 (a second output channel). The memory check
+# (check_memory before allocating) and every docstring quote these numbers; tests check them.
+LAPLACE_BYTES_PER_VOXEL = {"float32": 38, "float64": 58}
 
 
 def laplace_bytes_per_voxel(tol: float) -> int:
@@ -326,9 +329,10 @@ def solve_laplace(
     Notes
     -----
     Discretisation and cluster rules: see the module docstring (voxel finite-volume equivalent of
-    the paper's FEM, spec §2.1.4, Eqs. (7)–(8)). Peak memory about 30 bytes per voxel on CPU
-    (float64 solution, four float32 CG vectors, coarse levels, cluster labels during set-up);
-    ``tol < 1e-7`` switches the CG vectors to float64 (about 46 bytes per voxel).
+    the paper's FEM, spec §2.1.4, Eqs. (7)–(8)). Peak memory on CPU, output included:
+    ``LAPLACE_BYTES_PER_VOXEL["float32"]`` = 38 bytes per voxel (measured; float64 solution, four
+    float32 CG vectors, coarse levels, masks); ``tol < 1e-7`` switches the CG vectors to float64
+    (``LAPLACE_BYTES_PER_VOXEL["float64"]`` = 58 bytes per voxel).
 
     References
     ----------
@@ -407,7 +411,8 @@ def diffusion_channels(
     Notes
     -----
     Input checks, the transposition to the transport axis and the CG scratch vectors are shared
-    between the two solves; peak memory about 38 bytes per voxel on CPU (output included).
+    between the two solves; peak memory on CPU about 42 bytes per voxel (output included; 62 with
+    ``tol < 1e-7``): :data:`LAPLACE_BYTES_PER_VOXEL` plus the second output channel.
 
     References
     ----------

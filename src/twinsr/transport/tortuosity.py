@@ -156,8 +156,9 @@ def effective_tortuosity(
     -----
     Conventions as TauFactor: ε counts every voxel of the phase; L is the number of voxels along
     ``axis`` (the Dirichlet faces are the outer faces of the first and last layer). PoreSpy's
-    ``tortuosity_fd`` uses the percolating volume fraction instead. Peak memory about 30 bytes
-    per voxel on CPU.
+    ``tortuosity_fd`` uses the percolating volume fraction instead. Peak memory on CPU: that of
+    :func:`twinsr.transport.solve_laplace` (38 bytes per voxel,
+    :data:`twinsr.transport.laplace.LAPLACE_BYTES_PER_VOXEL`).
 
     References
     ----------
