@@ -135,7 +135,7 @@ def superresolve_zarr(
     import torch
     import zarr
 
-    from twinsr.io import _normalize_voxel_size
+    from twinsr.io import normalize_voxel_size as _normalize_voxel_size
     from twinsr.sr.bundle import SRModel, load_model
     from twinsr.sr.infer import lr_input_channels
 
