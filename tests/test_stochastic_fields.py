@@ -184,8 +184,13 @@ def test_bad_inputs() -> None:
         gaussian_field_pair(16, cov, dtype="not-a-dtype")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="workers"):
         gaussian_field(16, cov, workers=0)
-    with pytest.raises(VolumeError, match="tol"):
+    # every bad tol is a ConfigError, as documented (a negative one was a VolumeError)
+    with pytest.raises(ConfigError, match=r"`tol` must be finite and > 0 \(a covariance error\)"):
         gaussian_field(16, cov, tol=-1)
+    with pytest.raises(ConfigError, match=r"`tol` must be < 0\.5"):
+        gaussian_field(16, cov, tol=0.7)
+    with pytest.raises(ConfigError, match="`tol` must be a number"):
+        gaussian_field(16, cov, tol="small")  # type: ignore[arg-type]
 
 
 def test_memory_refused_before_allocating(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from twinsr.exceptions import MemoryBudgetError, VolumeError
+from twinsr.exceptions import MemoryBudgetError, TwinsrError, VolumeError
 
 __all__ = [
     "PHASE_NAMES",
@@ -162,15 +162,41 @@ def check_alpha(alpha: object, *, allowed: Sequence[int] | None = SUPPORTED_ALPH
     return a
 
 
-def check_positive(value: object, name: str, *, allow_zero: bool = False) -> float:
-    """Return ``value`` as float; raise if it is not a finite number > 0 (>= 0 with allow_zero)."""
+def check_positive(value: object, name: str, *, allow_zero: bool = False, hint: str | None = None,
+                   error: type[TwinsrError] = VolumeError) -> float:
+    """Return ``value`` as float; raise if it is not a finite number > 0 (>= 0 with allow_zero).
+
+    Parameters
+    ----------
+    value : object
+        The value to check.
+    name : str
+        Argument name used in the message.
+    allow_zero : bool
+        Accept 0.
+    hint : str, optional
+        What the value means (e.g. "voxel edge length in micrometres"), shown in the message.
+    error : TwinsrError subclass
+        Raised on failure (VolumeError by default; ConfigError for model parameters).
+
+    Raises
+    ------
+    TwinsrError
+        ``error``, naming ``name``, the expectation and the value found.
+
+    Examples
+    --------
+    >>> check_positive("2.5", "gamma")
+    2.5
+    """
+    what = f" ({hint})" if hint else ""
     try:
         v = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError) as exc:
-        raise VolumeError(f"`{name}` must be a number, got {value!r}") from exc
+        raise error(f"`{name}` must be a number{what}, got {value!r}") from exc
     if not np.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
-        raise VolumeError(f"`{name}` must be finite and {bound}, got {value!r}")
+        raise error(f"`{name}` must be finite and {bound}{what}, got {value!r}")
     return v
 
 

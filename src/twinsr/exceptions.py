@@ -9,9 +9,11 @@ from __future__ import annotations
 
 __all__ = [
     "BundleError",
+    "CalibrationWarning",
     "ConfigError",
     "ConvergenceWarning",
     "DatasetError",
+    "EmbeddingWarning",
     "MemoryBudgetError",
     "NonPercolatingWarning",
     "TwinsrError",
@@ -54,3 +56,11 @@ class NonPercolatingWarning(UserWarning):
 
 class ConvergenceWarning(UserWarning):
     """An iterative solver stopped at its iteration limit before reaching the tolerance."""
+
+
+class CalibrationWarning(UserWarning):
+    """A model fit is unreliable, e.g. its parameter landed on the edge of the search range."""
+
+
+class EmbeddingWarning(UserWarning):
+    """A random-field embedding misses its stated covariance accuracy ``tol``."""
