@@ -115,7 +115,7 @@ class EmbeddingInfo:
 
 
 def _even_fast_len(target: int) -> int:
-    """Smallest even FFT-friendly (5-smooth) length ≥ ``target``."""
+    """Smallest even FFT-friendly length ≥ ``target`` (11-smooth, as ``scipy.fft.next_fast_len``)."""
     return 2 * sfft.next_fast_len(max(1, math.ceil(target / 2)), real=False)
 
 
