@@ -213,6 +213,15 @@ def test_generate_deterministic_names_metadata_resume(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="other parameters"):
         generate(other, (16, 20, 24), 1, out_dir=tmp_path / "a", seed=4, fmt="npy")
     generate(other, (16, 20, 24), 1, out_dir=tmp_path / "a", seed=4, fmt="npy", overwrite=True)
+    generate(m, (16, 20, 24), 3, out_dir=tmp_path / "a", seed=4, fmt="npy", overwrite=True)
+    # a damaged leftover (here: a sidecar cut in half) is named, not kept and not overwritten
+    side = tmp_path / "a" / "twin_s4_0001.npy.json"
+    side.write_text(side.read_text()[:20])
+    with pytest.raises(ConfigError, match=r"twin_s4_0001\.npy exists and cannot be read.*not valid "
+                                          r"JSON.*overwrite=True"):
+        generate(m, (16, 20, 24), 3, out_dir=tmp_path / "a", seed=4, fmt="npy")
+    generate(m, (16, 20, 24), 3, out_dir=tmp_path / "a", seed=4, fmt="npy", overwrite=True)
+    np.testing.assert_array_equal(read_volume(p3[1]), read_volume(p2[1]))
 
 
 def test_generate_from_json_and_bad_input(tmp_path: Path) -> None:

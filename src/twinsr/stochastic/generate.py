@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from twinsr._validation import check_shape
-from twinsr.exceptions import ConfigError
+from twinsr.exceptions import ConfigError, TwinsrError
 from twinsr.stochastic.excursion import ChiSquareModel
 
 __all__ = ["GENERATE_FORMATS", "generate", "twin_name"]
@@ -138,7 +138,7 @@ def generate(
         if path.exists() and not overwrite:
             try:
                 old = read_metadata(path)
-            except Exception as exc:  # unreadable leftovers are not ours to keep
+            except TwinsrError as exc:  # unreadable leftovers (e.g. VolumeFileError) are not ours
                 raise ConfigError(f"{path} exists and cannot be read ({exc}); delete it or pass "
                                   "overwrite=True") from exc
             if not _same_twin(old, model, base_seed, i, shp):
