@@ -253,3 +253,29 @@ def test_zarr_v2_store_is_read(tmp_path: Path, binary_volume: np.ndarray) -> Non
     out, meta = read_volume(p, return_metadata=True)
     np.testing.assert_array_equal(out, binary_volume)
     assert meta["voxel_size"] == (2.0, 2.0, 2.0)
+
+
+def test_damaged_shipped_dataset_is_a_dataset_error(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A damaged package file says so and how to restore it (reinstall), never a zip traceback."""
+    import shutil
+
+    from twinsr.exceptions import DatasetError
+
+    src = Path(datasets.__file__).parent / "data"
+    for f in ("nmc_superres_xct.npz", "nmc_superres_xct.json"):
+        shutil.copy(src / f, tmp_path / f)
+    data = (tmp_path / "nmc_superres_xct.npz").read_bytes()
+    (tmp_path / "nmc_superres_xct.npz").write_bytes(data[: len(data) // 2])
+    (tmp_path / "nmc_superres_xct.json").write_text("{broken")
+    monkeypatch.setattr(datasets, "_data_dir", lambda: tmp_path)
+    datasets._load_cached.cache_clear()
+    try:
+        with pytest.raises(DatasetError, match=r"nmc_superres_xct\.npz is damaged.*reinstall"):
+            datasets.load("nmc_superres_xct")
+        with pytest.raises(DatasetError, match=r"provenance file .*damaged.*reinstall"):
+            datasets.provenance("nmc_superres_xct")
+        with pytest.raises(DatasetError, match="damaged"):
+            read_volume("builtin:nmc_superres_xct")
+    finally:
+        datasets._load_cached.cache_clear()
