@@ -21,6 +21,7 @@ __all__ = [
     "check_alpha",
     "check_axis",
     "check_finite",
+    "check_int",
     "check_memory",
     "check_phase",
     "check_positive",
@@ -197,6 +198,48 @@ def check_positive(value: object, name: str, *, allow_zero: bool = False, hint: 
     if not np.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise error(f"`{name}` must be finite and {bound}{what}, got {value!r}")
+    return v
+
+
+def check_int(value: object, name: str, *, minimum: int | None = None, maximum: int | None = None,
+              context: str = "", error: type[TwinsrError] = VolumeError) -> int:
+    """Return ``value`` as an int (bools refused) within [``minimum``, ``maximum``].
+
+    Parameters
+    ----------
+    value : object
+        The value to check.
+    name : str
+        Argument name used in the message.
+    minimum, maximum : int, optional
+        Inclusive bounds.
+    context : str
+        Appended to the bound in the message (e.g. " for an image of shape (32, 32, 32)").
+    error : TwinsrError subclass
+        Raised on failure (VolumeError by default, ConfigError for options of a model or run).
+
+    Raises
+    ------
+    TwinsrError
+        ``error``, naming ``name``, the bounds and the value found.
+
+    Examples
+    --------
+    >>> check_int(3, "n", minimum=1), check_int(np.int64(0), "seed", minimum=0)
+    (3, 0)
+    """
+    if minimum is not None and maximum is not None:
+        bound = f" in {minimum}..{maximum}"
+    elif minimum is not None:
+        bound = f" >= {minimum}"
+    else:
+        bound = f" <= {maximum}" if maximum is not None else ""
+    ok = not isinstance(value, bool) and isinstance(value, (int, np.integer))
+    if ok:
+        v = int(value)  # type: ignore[arg-type]
+        ok = (minimum is None or v >= minimum) and (maximum is None or v <= maximum)
+    if not ok:
+        raise error(f"`{name}` must be an integer{bound}{context}, got {value!r}")
     return v
 
 

@@ -27,12 +27,13 @@ import numpy as np
 from scipy import fft as sfft
 from scipy import optimize
 
-from twinsr._validation import as_binary_volume
+from twinsr._validation import as_binary_volume, check_int
 from twinsr.exceptions import CalibrationWarning, ConfigError, VolumeError
 from twinsr.stochastic.covariance import COVARIANCE_FAMILIES, make_covariance
 from twinsr.stochastic.excursion import (
     EXCURSION_PHASES,
     ChiSquareModel,
+    check_excursion_phase,
     excursion_coverage,
     isotropic_voxel_size,
 )
@@ -130,13 +131,8 @@ class CalibrationResult:
 
 
 def _check_max_lag(max_lag: object, shape: tuple[int, ...]) -> int:
-    if isinstance(max_lag, bool) or not isinstance(max_lag, (int, np.integer)):
-        raise ConfigError(f"`max_lag` must be a positive integer, got {max_lag!r}")
-    limit = min(shape) - 1
-    if not 1 <= int(max_lag) <= limit:
-        raise ConfigError(f"`max_lag` must be in 1..{limit} for an image of shape {shape}, "
-                          f"got {max_lag}")
-    return int(max_lag)
+    return check_int(max_lag, "max_lag", minimum=1, maximum=min(shape) - 1,
+                     context=f" for an image of shape {shape}", error=ConfigError)
 
 
 def _axis_autocorrelation(im: np.ndarray, axis: int, max_lag: int) -> np.ndarray:
@@ -281,14 +277,9 @@ def _families(covariance: object) -> list[str]:
 
 
 def _phases(excursion_phase: object) -> list[str]:
-    if isinstance(excursion_phase, str):
-        key = excursion_phase.strip().lower()
-        if key == "auto":
-            return list(EXCURSION_PHASES)
-        if key in EXCURSION_PHASES:
-            return [key]
-    raise ConfigError(f"`excursion_phase` must be one of solid, pore, auto, got "
-                      f"{excursion_phase!r}")
+    if isinstance(excursion_phase, str) and excursion_phase.strip().lower() == "auto":
+        return list(EXCURSION_PHASES)
+    return [check_excursion_phase(excursion_phase)]
 
 
 def calibrate(

@@ -147,7 +147,14 @@ def excursion_coverage(r: np.ndarray | float, nu: float, *, method: str = "serie
 # --------------------------------------------------------------------------------------------
 # the model
 # --------------------------------------------------------------------------------------------
-def _check_excursion_phase(phase: object) -> str:
+def check_excursion_phase(phase: object) -> str:
+    """``phase`` as one of :data:`EXCURSION_PHASES` (case and spaces ignored).
+
+    Raises
+    ------
+    ConfigError
+        Anything else.
+    """
     if isinstance(phase, str) and phase.strip().lower() in EXCURSION_PHASES:
         return phase.strip().lower()
     raise ConfigError(
@@ -243,7 +250,7 @@ class ChiSquareModel:
         set_(self, "covariance", cov.name)
         set_(self, "gamma", cov.gamma)
         set_(self, "matern_nu", float(getattr(cov, "matern_nu", self.matern_nu)))
-        set_(self, "excursion_phase", _check_excursion_phase(self.excursion_phase))
+        set_(self, "excursion_phase", check_excursion_phase(self.excursion_phase))
         set_(self, "voxel_size", isotropic_voxel_size(self.voxel_size))
 
     # -- derived quantities ---------------------------------------------------------------------
@@ -279,7 +286,7 @@ class ChiSquareModel:
             raise ConfigError(f"`eps` must be a number in (0, 1), got {eps!r}") from exc
         if not 0.0 < e < 1.0:
             raise ConfigError(f"`eps` (solid volume fraction) must be in (0, 1), got {eps!r}")
-        phase = _check_excursion_phase(excursion_phase)
+        phase = check_excursion_phase(excursion_phase)
         e_exc = e if phase == "solid" else 1.0 - e
         return cls(-2.0 * math.log(e_exc), gamma, covariance, matern_nu=matern_nu,
                    excursion_phase=phase, voxel_size=voxel_size)

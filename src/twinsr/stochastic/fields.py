@@ -61,7 +61,7 @@ import numba
 import numpy as np
 from scipy import fft as sfft
 
-from twinsr._validation import check_memory, check_positive, check_shape
+from twinsr._validation import check_int, check_memory, check_positive, check_shape
 from twinsr.exceptions import ConfigError, EmbeddingWarning
 from twinsr.stochastic.covariance import Covariance
 
@@ -280,9 +280,8 @@ def resolve_workers(workers: int | None) -> int:
     """
     if workers is None:
         return max(1, min(os.cpu_count() or 1, 8))
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
-        raise ConfigError(f"`workers` must be a positive integer or None, got {workers!r}")
-    return int(workers)
+    return check_int(workers, "workers", minimum=1, context=" (or None: the CPU count)",
+                     error=ConfigError)
 
 
 def embedding_info(shape: int | tuple[int, int, int], covariance: Covariance, *,

@@ -36,6 +36,7 @@ from twinsr._validation import (
     PHASE_NAMES,
     as_binary_volume,
     check_axis,
+    check_int,
     check_memory,
     check_phase,
     check_positive,
@@ -143,9 +144,7 @@ def check_solver_options(tol: object, max_iter: object) -> tuple[float, int]:
     tol_f = check_positive(tol, "tol")
     if tol_f >= 1.0:
         raise VolumeError(f"`tol` must be < 1 (a relative residual), got {tol!r}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
-        raise VolumeError(f"`max_iter` must be a positive integer, got {max_iter!r}")
-    return tol_f, int(max_iter)
+    return tol_f, check_int(max_iter, "max_iter", minimum=1)
 
 
 def resolve_backend(device: object) -> str:
