@@ -149,8 +149,11 @@ def read_volume(path: PathLike, *, key: str | None = None,
     Raises
     ------
     VolumeFileError
-        Missing, unreadable or truncated file, unknown format, missing key, a ``.raw`` whose
-        size disagrees with its sidecar.
+        Missing, unreadable, truncated or damaged file (naming it), unknown format, missing key,
+        a ``.raw`` whose size disagrees with its sidecar, metadata (sidecar or embedded) that is
+        not valid JSON, a header that decodes to another shape or dtype than was written.
+    MemoryBudgetError
+        The array would not fit in memory (checked before reading where the header tells).
 
     Examples
     --------
@@ -170,6 +173,17 @@ def read_metadata(path: PathLike, *, key: str | None = None) -> dict[str, Any]:
     dict
         ``voxel_size`` ((z, y, x) floats or None), ``unit`` and whatever ``metadata`` was
         written with :func:`write_volume` (e.g. model parameters, seed, twinsr version).
+
+    Raises
+    ------
+    VolumeFileError
+        As :func:`read_volume` for what can be seen without the voxels (a file cut inside its
+        header or index, metadata that is not valid JSON naming the sidecar or file).
+
+    Examples
+    --------
+    >>> read_metadata("builtin:fiberform_puma")["voxel_size"]
+    (1.3, 1.3, 1.3)
     """
     return _read(path, key, load=False)[1]
 
