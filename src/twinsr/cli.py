@@ -140,6 +140,7 @@ def tortuosity(
     import math
     import warnings
 
+    from twinsr._validation import PHASE_NAMES
     from twinsr.exceptions import VolumeError
     from twinsr.io import read_volume
     from twinsr.transport import effective_tortuosity, geodesic_tortuosity
@@ -158,7 +159,7 @@ def tortuosity(
     notes: list[str] = []
     for ph in phases:
         for ax in axes:
-            name = ("pore", "solid")[ph]
+            name = PHASE_NAMES[ph]
             with warnings.catch_warnings(record=True) as caught, \
                     progress_bar(f"{name} axis {ax}", total=None) as bar:
                 warnings.simplefilter("always")
@@ -210,14 +211,12 @@ def diffusion(
     """Write the diffusion image (channel 0 pore solution, channel 1 solid solution)."""
     import warnings
 
-    from twinsr.io import read_metadata, read_volume, write_volume
+    from twinsr.io import read_volume, write_volume
     from twinsr.transport import diffusion_channels
 
-    im = read_volume(image, key=key)
-    try:
-        voxel_size = read_metadata(image, key=key).get("voxel_size")
-    except Exception:  # metadata is optional; the volume itself was readable
-        voxel_size = None
+    # one read: a damaged sidecar or metadata block is an error (VolumeFileError naming it)
+    im, meta = read_volume(image, key=key, return_metadata=True)
+    voxel_size = meta.get("voxel_size")
     with warnings.catch_warnings(record=True) as caught, \
             progress_bar("diffusion (pore, then solid)", total=None) as bar:
         warnings.simplefilter("always")
@@ -254,26 +253,34 @@ def calibrate(
         "--key", help="Array name inside .npz/.h5/.zarr.")] = None,
 ) -> None:
     """Fit the chi-square excursion model (nu, gamma, covariance family) to a binary volume."""
+    import warnings
     from pathlib import Path
 
     from rich.console import Console
     from rich.table import Table
 
     from twinsr._atomic import atomic_write_text
-    from twinsr.io import read_metadata, read_volume
+    from twinsr.exceptions import ConfigError
+    from twinsr.io import read_volume
     from twinsr.stochastic import calibrate as _calibrate
     from twinsr.stochastic import plot_calibration
+    from twinsr.stochastic.excursion import isotropic_voxel_size
 
-    im = read_volume(image, key=key)
-    if voxel_size is None:
+    # one read: a damaged sidecar or metadata block is an error (VolumeFileError naming it)
+    im, meta = read_volume(image, key=key, return_metadata=True)
+    if voxel_size is None and meta.get("voxel_size") is not None:
         try:
-            vs = read_metadata(image, key=key).get("voxel_size")
-        except Exception:  # metadata is optional; the volume itself was readable
-            vs = None
-        if vs is not None and max(vs) - min(vs) <= 1e-6 * max(vs):
-            voxel_size = float(vs[0])
-    res = _calibrate(im, covariance=covariance, max_lag=max_lag, voxel_size=voxel_size,
-                     excursion_phase=excursion_phase)
+            voxel_size = isotropic_voxel_size(meta["voxel_size"])
+        except ConfigError:
+            typer.secho(f"warning: {image} has anisotropic voxels {meta['voxel_size']}; the model "
+                        "records no voxel size (pass --voxel-size EDGE_UM to set one)", err=True,
+                        fg=typer.colors.YELLOW)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = _calibrate(im, covariance=covariance, max_lag=max_lag, voxel_size=voxel_size,
+                         excursion_phase=excursion_phase)
+    for w in caught:
+        typer.secho(f"warning: {w.message}", err=True, fg=typer.colors.YELLOW)
     p = Path(out)
     p.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(p, json.dumps(res.to_dict(), indent=2) + "\n")
@@ -288,6 +295,8 @@ def calibrate(
     if res.model.gamma_physical is not None:
         table.add_row("gamma (1/um)", f"{res.model.gamma_physical:.5g}")
     table.add_row("rms residual", f"{res.residual:.3g}")
+    if res.gamma_at_bound:
+        table.add_row("gamma on search bound", "yes: unreliable fit (see the warning)")
     for fam, r in res.residuals_by_family.items():
         table.add_row(f"  rms {fam}", f"{r:.3g} (gamma {res.gammas_by_family[fam]:.4g})")
     if len(res.residuals_by_phase) > 1:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 __all__ = [
     "BundleError",
+    "CalibrationWarning",
     "ConfigError",
     "ConvergenceWarning",
     "DatasetError",
+    "EmbeddingWarning",
     "MemoryBudgetError",
     "ModelWarning",
     "NonPercolatingWarning",
@@ -68,3 +70,11 @@ class ModelWarning(UserWarning):
 class StudyWarning(UserWarning):
     """A study could not write an optional output (a figure, a training curve) or had to
     replace an unreadable bookkeeping file; the study goes on and its results are unaffected."""
+
+
+class CalibrationWarning(UserWarning):
+    """A model fit is unreliable, e.g. its parameter landed on the edge of the search range."""
+
+
+class EmbeddingWarning(UserWarning):
+    """A random-field embedding misses its stated covariance accuracy ``tol``."""

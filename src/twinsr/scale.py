@@ -40,6 +40,7 @@ import numpy as np
 
 from twinsr._validation import as_binary_volume, resolve_device
 from twinsr.exceptions import VolumeError, VolumeFileError
+from twinsr.io import create_zarr_array, normalize_voxel_size, pick_array_key, read_volume
 
 __all__ = ["superresolve_zarr"]
 
@@ -47,16 +48,6 @@ log = logging.getLogger(__name__)
 
 _DONE = ".twinsr-done"
 _SETTINGS = ".twinsr-settings.json"
-
-
-def _choose_array(names: list[str], key: str | None, where: Path) -> str:
-    """``key``, else ``"image"``, else the only array (the rule of :func:`twinsr.io.read_volume`)."""
-    k = key or ("image" if "image" in names else (names[0] if len(names) == 1 else None))
-    if k is None:
-        raise VolumeFileError(f"{where} holds arrays {names}; choose one with key=... (CLI: --key)")
-    if k not in names:
-        raise VolumeFileError(f"{where} has no array {k!r}; it holds {names}")
-    return k
 
 
 def _lazy_lr(lr: object, key: str | None, files: contextlib.ExitStack) -> Any:
@@ -78,7 +69,7 @@ def _lazy_lr(lr: object, key: str | None, files: contextlib.ExitStack) -> Any:
 
             node = zarr.open(str(p), mode="r")
             if isinstance(node, zarr.Group):
-                node = node[_choose_array(sorted(n for n, _ in node.arrays()), key, p)]
+                node = node[pick_array_key(sorted(n for n, _ in node.arrays()), key, p)]
             return da.from_zarr(node)
         if suffix in (".h5", ".hdf5") and p.exists() and _distributed_client() is None:
             import h5py
@@ -86,7 +77,7 @@ def _lazy_lr(lr: object, key: str | None, files: contextlib.ExitStack) -> Any:
             f = files.enter_context(h5py.File(p, "r"))
             names: list[str] = []
             f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
-            dset = f[_choose_array(names, key, p)]
+            dset = f[pick_array_key(names, key, p)]
             return da.from_array(dset, chunks=dset.chunks or "auto", lock=True)
         if suffix == ".npy" and p.exists():
             return da.from_array(np.load(p, mmap_mode="r", allow_pickle=False))
@@ -95,8 +86,6 @@ def _lazy_lr(lr: object, key: str | None, files: contextlib.ExitStack) -> Any:
             raise
         raise VolumeFileError(f"cannot read {p} ({type(exc).__name__}: {exc}); the file may be "
                               "truncated or not a valid volume") from exc
-    from twinsr.io import read_volume
-
     return da.from_array(read_volume(p, key=key))
 
 
@@ -181,7 +170,6 @@ def superresolve_zarr(
     """
     import zarr
 
-    from twinsr.io import _normalize_voxel_size
     from twinsr.sr.infer import as_model
 
     model, axis = as_model(model, threshold=threshold, axis=axis, binarise=not probabilities)
@@ -204,7 +192,7 @@ def superresolve_zarr(
                     "probabilities": bool(probabilities), "threshold": float(model.threshold),
                     "inputs": model.inputs, "axis": model.transport_axis,
                     "weights": _fingerprint(model.network)}
-        vs = _normalize_voxel_size(voxel_size)
+        vs = normalize_voxel_size(voxel_size)
         attrs = {"model": model.metadata, "spec": model.spec.to_dict(), **settings,
                  "source": str(lr) if isinstance(lr, (str, os.PathLike)) else None,
                  "voxel_size": [v / a for v in vs] if vs else None, "unit": unit}
@@ -251,8 +239,7 @@ def _open_partial(zarr: Any, partial: Path, settings: dict[str, Any], attrs: dic
             )
         log.info("resuming %s: %d blocks done", partial, len(os.listdir(done_dir)))
         return zarr.open_array(str(partial), mode="r+")
-    store = zarr.create_array(store=str(partial), shape=shape, dtype=dtype, chunks=chunks,
-                              fill_value=0)
+    store = create_zarr_array(partial, shape=shape, dtype=dtype, chunks=chunks)
     store.attrs["twinsr_metadata"] = json.dumps(attrs, default=str)
     done_dir.mkdir(parents=True, exist_ok=True)
     (partial / _SETTINGS).write_text(json.dumps(settings))

@@ -141,7 +141,7 @@ def _build_entry(job: dict[str, Any]) -> str:
     hr = np.ascontiguousarray(model.sample(tuple(job["shape"]), rng=rng), dtype=np.uint8)
     _save_npy(folder / "hr.npy", hr)
     if job.get("hr_diffusion"):
-        from twinsr.sr.symmetry import floating_mask
+        from twinsr.transport.clusters import floating_mask
         from twinsr.transport import diffusion_channels
 
         d_hr = diffusion_channels(hr, axis=job["axis"], device=job["device"])

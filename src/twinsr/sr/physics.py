@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.ndimage as ndi
 import torch
 from torch import nn
 
@@ -46,11 +45,12 @@ from twinsr.sr.symmetry import (
     Symmetry,
     apply_symmetry,
     axis_symmetries,
-    floating_mask,
     reverses_axis,
     transform_solution,
 )
 from twinsr.sr.targets import TargetKind, register_target_kind
+from twinsr.transport.clusters import classify_clusters, floating_mask
+from twinsr.transport.flux import effective_diffusivity, face_fluxes
 
 __all__ = [
     "MORPH_DIFFU",
@@ -260,16 +260,6 @@ class SolutionError:
     tau_pred: tuple[float, float]
 
 
-def _mean_flux(u: np.ndarray, perc: np.ndarray) -> float:
-    """Mean face flux of field u (transport axis first) through percolating voxels ``perc``."""
-    uu = np.where(perc, u.astype(np.float64), 0.0)
-    both = perc[1:] & perc[:-1]
-    inner = np.where(both, uu[1:] - uu[:-1], 0.0).sum(axis=(1, 2))
-    inlet = 2.0 * uu[0][perc[0]].sum()
-    outlet = 2.0 * (1.0 - uu[-1][perc[-1]]).sum()
-    return float(np.concatenate([[inlet], inner, [outlet]]).mean())
-
-
 def solution_error(
     pred_solution: np.ndarray,
     hr_image: np.ndarray,
@@ -323,27 +313,18 @@ def solution_error(
             else np.asarray(true_solution, dtype=np.float32))
     if true.shape != pred.shape:
         raise VolumeError(f"`true_solution` must have shape {pred.shape}, got {true.shape}")
-    hr_t = np.moveaxis(hr, ax, 0)
-    area = hr_t.shape[1] * hr_t.shape[2]
-    n0 = hr_t.shape[0]
     rmse, tau_t, tau_p = [], [], []
     for ph in (0, 1):
         m = hr == ph
         d = pred[ph][m] - true[ph][m]
         rmse.append(float(np.sqrt(np.mean(d.astype(np.float64) ** 2))) if d.size else 0.0)
-        phase_t = hr_t == ph
-        lab, n = ndi.label(phase_t)
-        tin = np.zeros(n + 1, bool)
-        tout = np.zeros(n + 1, bool)
-        tin[lab[0]] = True
-        tout[lab[-1]] = True
-        tin[0] = False
-        perc = (tin & tout)[lab]
-        eps = float(phase_t.mean())
+        cm = classify_clusters(hr, phase=ph, axis=ax)
+        eps = cm.n_phase / hr.size
         taus = []
         for field in (true[ph], pred[ph]):
-            f = _mean_flux(np.moveaxis(field, ax, 0), perc) if perc.any() else 0.0
-            taus.append(eps * area / (f * n0) if f > 0 else math.inf)
+            d_eff = (effective_diffusivity(face_fluxes(field, cm.percolating, axis=ax), hr.shape,
+                                           axis=ax) if cm.n_percolating else 0.0)
+            taus.append(eps / d_eff if d_eff > 0 else math.inf)
         tau_t.append(taus[0])
         tau_p.append(taus[1])
     return SolutionError((rmse[0], rmse[1]), (tau_t[0], tau_t[1]), (tau_p[0], tau_p[1]))

@@ -11,7 +11,7 @@ augmentation, spec §2.2.3) is index ``k + 24·mirror``.
 A transport problem along an axis (u = 0 on the inlet face, u = 1 on the outlet face, spec §2.1.4)
 is kept by the 16 symmetries that map that axis onto itself (:func:`axis_symmetries`). When one of
 them reverses the axis, inlet and outlet swap and the solution becomes u → 1 − u on the voxels of
-clusters that touch a face; voxels of floating clusters (:func:`floating_mask`, touching neither
+clusters that touch a face; voxels of floating clusters (:func:`twinsr.transport.floating_mask`, touching neither
 face, where the solver puts u = 0) and voxels outside the phase stay 0
 (:func:`transform_solution`). The result is again the discrete solution for the transformed image.
 """
@@ -24,9 +24,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-import scipy.ndimage as ndi
 
-from twinsr._validation import as_binary_volume, check_axis
+from twinsr._validation import check_axis
 from twinsr.exceptions import DatasetError, VolumeError
 
 __all__ = [
@@ -35,7 +34,6 @@ __all__ = [
     "axis_symmetries",
     "compose_symmetries",
     "cube_symmetries",
-    "floating_mask",
     "reversed_input_axes",
     "reverses_axis",
     "symmetry_matrix",
@@ -213,48 +211,6 @@ def reverses_axis(sym: Symmetry, axis: int) -> bool:
     return bool(sym.flips[ax])
 
 
-def floating_mask(im: np.ndarray, *, axis: int = 0) -> np.ndarray:
-    """Voxels of 6-connected clusters (of either phase) that touch neither face along ``axis``.
-
-    Parameters
-    ----------
-    im : array_like, shape (Z, Y, X)
-        Binary volume, 1 = solid, 0 = pore.
-    axis : int
-        Transport axis.
-
-    Returns
-    -------
-    ndarray of bool, shape (Z, Y, X)
-        True on floating voxels (the Laplace solver gives them u = 0 in their phase's channel,
-        and they stay 0 under every symmetry).
-
-    Raises
-    ------
-    VolumeError
-        Non-binary ``im`` or a bad ``axis``.
-
-    Examples
-    --------
-    >>> im = np.zeros((5, 3, 3), np.uint8); im[2, 1, 1] = 1
-    >>> int(floating_mask(im).sum())
-    1
-    """
-    vol = as_binary_volume(im, "im")
-    ax = check_axis(axis)
-    out = np.zeros(vol.shape, dtype=bool)
-    for ph in (0, 1):
-        lab, n = ndi.label(vol == ph)
-        if n == 0:
-            continue
-        touch = np.zeros(n + 1, dtype=bool)
-        touch[np.take(lab, 0, axis=ax)] = True
-        touch[np.take(lab, -1, axis=ax)] = True
-        touch[0] = True
-        out |= ~touch[lab]
-    return out
-
-
 def _flip_solution(sol: np.ndarray, im: np.ndarray, floating: np.ndarray) -> np.ndarray:
     """u → 1 − u on the non-floating voxels of each channel's phase (channel c: phase c)."""
     out = np.array(sol, dtype=np.float32, copy=True)
@@ -280,7 +236,7 @@ def transform_solution(
     axis : int
         Transport axis.
     floating : ndarray of bool, shape (Z, Y, X)
-        :func:`floating_mask` of ``im`` (on a crop: the crop of the whole volume's mask).
+        :func:`twinsr.transport.floating_mask` of ``im`` (on a crop: the crop of the whole volume's mask).
 
     Returns
     -------
