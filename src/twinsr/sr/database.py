@@ -141,8 +141,8 @@ def _build_entry(job: dict[str, Any]) -> str:
     hr = np.ascontiguousarray(model.sample(tuple(job["shape"]), rng=rng), dtype=np.uint8)
     _save_npy(folder / "hr.npy", hr)
     if job.get("hr_diffusion"):
-        from twinsr.transport.clusters import floating_mask
         from twinsr.transport import diffusion_channels
+        from twinsr.transport.clusters import floating_mask
 
         d_hr = diffusion_channels(hr, axis=job["axis"], device=job["device"])
         _save_npy(folder / "hr_diffu.npy", np.asarray(d_hr, dtype=np.float32))

@@ -11,8 +11,8 @@ augmentation, spec §2.2.3) is index ``k + 24·mirror``.
 A transport problem along an axis (u = 0 on the inlet face, u = 1 on the outlet face, spec §2.1.4)
 is kept by the 16 symmetries that map that axis onto itself (:func:`axis_symmetries`). When one of
 them reverses the axis, inlet and outlet swap and the solution becomes u → 1 − u on the voxels of
-clusters that touch a face; voxels of floating clusters (:func:`twinsr.transport.floating_mask`, touching neither
-face, where the solver puts u = 0) and voxels outside the phase stay 0
+clusters that touch a face; voxels of floating clusters (:func:`twinsr.transport.floating_mask`,
+touching neither face, where the solver puts u = 0) and voxels outside the phase stay 0
 (:func:`transform_solution`). The result is again the discrete solution for the transformed image.
 """
 
