@@ -52,3 +52,46 @@ def test_python_m_and_help_do_not_import_torch() -> None:
     assert out.stdout.strip() == "False"
     res = subprocess.run([sys.executable, "-m", "twinsr", "--help"], capture_output=True, text=True)
     assert res.returncode == 0 and "info" in res.stdout
+
+
+def test_damaged_sidecar_is_an_error_not_silence(tmp_path: Path) -> None:
+    """diffusion / calibrate / info read the metadata with the volume: a sidecar that is not JSON
+    stops the command with one line naming the sidecar (it used to be skipped silently)."""
+    im = np.zeros((16, 16, 16), np.uint8)
+    im[:, :8] = 1
+    p = write_volume(tmp_path / "v.npy", im, voxel_size=0.5)
+    (tmp_path / "v.npy.json").write_text('{"voxel_size": [0.5,')
+    for args in (["diffusion", str(p), "-o", str(tmp_path / "d.npy"), "--device", "cpu"],
+                 ["calibrate", str(p), "-o", str(tmp_path / "m.json")],
+                 ["info", str(p)], ["tortuosity", str(p), "--device", "cpu"]):
+        res = runner.invoke(app, args)
+        assert res.exit_code == 1, (args, res.output)
+        assert "v.npy.json" in res.output and "not valid JSON" in res.output, res.output
+        assert "Traceback" not in res.output
+    assert not (tmp_path / "d.npy").exists() and not (tmp_path / "m.json").exists()
+
+
+def test_diffusion_keeps_the_voxel_size(tmp_path: Path) -> None:
+    from twinsr.io import read_metadata
+
+    im = np.zeros((8, 6, 6), np.uint8)
+    im[:, :3] = 1
+    p = write_volume(tmp_path / "v.tif", im, voxel_size=(0.5, 0.25, 0.25))
+    res = runner.invoke(app, ["diffusion", str(p), "-o", str(tmp_path / "d.h5"), "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert read_metadata(tmp_path / "d.h5")["voxel_size"] == (0.5, 0.25, 0.25)
+
+
+def test_calibrate_warnings_are_visible(tmp_path: Path) -> None:
+    """An anisotropic voxel size in the file and a gamma fit on its search bound are both named
+    on stderr (the first used to be dropped silently); the table flags the fit."""
+    noise = (np.random.default_rng(0).random((24, 24, 24)) < 0.4).astype(np.uint8)
+    p = write_volume(tmp_path / "n.tif", noise, voxel_size=(1.0, 0.5, 0.5))
+    res = runner.invoke(app, ["calibrate", str(p), "-o", str(tmp_path / "m.json"),
+                              "--covariance", "exponential"])
+    assert res.exit_code == 0, res.output
+    assert "anisotropic voxels" in res.output and "--voxel-size" in res.output
+    assert "warning: calibrate: the fitted gamma" in res.output and "upper end" in res.output
+    assert "gamma on search bound" in res.output
+    saved = json.loads((tmp_path / "m.json").read_text())
+    assert saved["voxel_size"] is None and saved["calibration"]["gamma_at_bound"] is True

@@ -183,3 +183,99 @@ def test_builtin_and_info() -> None:
     assert gray.dtype == np.uint8 and len(np.unique(gray)) > 2
     im[0, 0, 0] ^= 1  # a copy: the cache is not modified
     assert datasets.load("nmc_superres_xct")[0, 0, 0] != im[0, 0, 0]
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+@pytest.mark.parametrize("shape", [(1, 4, 5), (3, 1, 5), (3, 4, 1), (1, 1, 1), (1, 1, 5), (5, 6, 3),
+                                   (5, 6, 4), (2, 3, 4, 3), (2, 1, 4, 1)])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.int16, bool])
+def test_round_trip_edges_of_one_voxel(tmp_path: Path, suffix: str, shape: tuple[int, ...],
+                                       dtype: type) -> None:
+    """Axes of length 1 are kept (ImageJ TIFF drops them; X = 1 used to be unreadable) and a last
+    axis of 3 or 4 is never taken for RGB samples."""
+    arr = (np.arange(int(np.prod(shape))).reshape(shape) % 7).astype(dtype)
+    p = write_volume(tmp_path / f"e{suffix}", arr, voxel_size=1.5)
+    out, meta = read_volume(p, return_metadata=True)
+    assert out.shape == arr.shape and out.dtype == arr.dtype
+    np.testing.assert_array_equal(out, arr)
+    assert meta["voxel_size"] == (1.5, 1.5, 1.5)
+    assert "twinsr_array" not in meta  # the integrity record is checked, not returned
+
+
+def test_normalize_voxel_size() -> None:
+    from twinsr.exceptions import VolumeError
+    from twinsr.io import normalize_voxel_size
+
+    assert normalize_voxel_size(2) == (2.0, 2.0, 2.0)
+    assert normalize_voxel_size(np.array([1, 2, 3])) == (1.0, 2.0, 3.0)
+    assert normalize_voxel_size(None) is None
+    for bad, match in ((0, "positive"), ((1, 2), "3 numbers"), ("x", "a number or 3 numbers"),
+                       ((1, np.nan, 1), "positive and finite")):
+        with pytest.raises(VolumeError, match=match):
+            normalize_voxel_size(bad)
+
+
+def test_zarr_api_of_the_installed_version(tmp_path: Path) -> None:
+    """create_zarr_array works with the installed Zarr (v3 API on Python >= 3.11, v2 on 3.10):
+    compressed chunks carry a checksum, raw chunks none, and the store reads back."""
+    import zarr
+
+    from twinsr.io import create_zarr_array
+
+    major = int(zarr.__version__.split(".")[0])
+    assert major == (3 if hasattr(zarr, "create_array") else 2)
+    arr = np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6)
+    for compress in (True, False):
+        z = create_zarr_array(tmp_path / f"a{compress}.zarr", shape=arr.shape, dtype=arr.dtype,
+                              chunks=(2, 5, 6), compress=compress)
+        z[...] = arr
+        z.attrs["twinsr_metadata"] = json.dumps({"voxel_size": [1, 1, 1]})
+        np.testing.assert_array_equal(read_volume(tmp_path / f"a{compress}.zarr"), arr)
+        node = zarr.open(str(tmp_path / f"a{compress}.zarr"), mode="r")
+        comps = tuple(node.compressors) if major >= 3 else \
+            ((node.compressor,) if node.compressor is not None else ())
+        assert (len(comps) == 1 and comps[0].checksum is True) if compress else comps == (), comps
+
+
+def test_zarr_v2_store_is_read(tmp_path: Path, binary_volume: np.ndarray) -> None:
+    """A Zarr format-2 store (what twinsr writes under Zarr 2, and what older tools write)."""
+    import zarr
+
+    p = tmp_path / "v2.zarr"
+    if hasattr(zarr, "create_array"):
+        z = zarr.create_array(store=str(p), shape=binary_volume.shape, dtype=np.uint8,
+                              chunks=(8, 8, 8), zarr_format=2)
+    else:
+        z = zarr.open_array(str(p), mode="w", shape=binary_volume.shape, dtype=np.uint8,
+                            chunks=(8, 8, 8))
+    z[...] = binary_volume
+    z.attrs["twinsr_metadata"] = json.dumps({"voxel_size": [2, 2, 2], "unit": "um"})
+    out, meta = read_volume(p, return_metadata=True)
+    np.testing.assert_array_equal(out, binary_volume)
+    assert meta["voxel_size"] == (2.0, 2.0, 2.0)
+
+
+def test_damaged_shipped_dataset_is_a_dataset_error(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A damaged package file says so and how to restore it (reinstall), never a zip traceback."""
+    import shutil
+
+    from twinsr.exceptions import DatasetError
+
+    src = Path(datasets.__file__).parent / "data"
+    for f in ("nmc_superres_xct.npz", "nmc_superres_xct.json"):
+        shutil.copy(src / f, tmp_path / f)
+    data = (tmp_path / "nmc_superres_xct.npz").read_bytes()
+    (tmp_path / "nmc_superres_xct.npz").write_bytes(data[: len(data) // 2])
+    (tmp_path / "nmc_superres_xct.json").write_text("{broken")
+    monkeypatch.setattr(datasets, "_data_dir", lambda: tmp_path)
+    datasets._load_cached.cache_clear()
+    try:
+        with pytest.raises(DatasetError, match=r"nmc_superres_xct\.npz is damaged.*reinstall"):
+            datasets.load("nmc_superres_xct")
+        with pytest.raises(DatasetError, match=r"provenance file .*damaged.*reinstall"):
+            datasets.provenance("nmc_superres_xct")
+        with pytest.raises(DatasetError, match="damaged"):
+            read_volume("builtin:nmc_superres_xct")
+    finally:
+        datasets._load_cached.cache_clear()

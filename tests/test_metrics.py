@@ -222,3 +222,46 @@ def test_tortuosity_errors_reference_missing_phase(monkeypatch):
     ref = metrics.phase_tortuosities(hr, phases=("pore",))
     with pytest.raises(VolumeError, match="no entry for phase 'solid'"):
         tortuosity_errors(hr, hr, reference=ref)
+
+
+def test_phase_relative_errors_known_values_and_rules():
+    T = metrics.PhaseTortuosity
+    ref = {"pore": T("pore", 1.5, 2.0, True), "solid": T("solid", 1.2, math.inf, False)}
+    got = {"pore": T("pore", 1.8, 1.0, True), "solid": T("solid", 1.2, math.inf, False)}
+    geod, eff = metrics.phase_relative_errors(got, ref)
+    assert list(geod) == ["pore", "solid", metrics.MEAN] == list(eff)
+    assert geod["pore"] == pytest.approx(0.2) and geod["solid"] == 0.0
+    assert geod["mean"] == pytest.approx(0.1)
+    assert eff["pore"] == pytest.approx(0.5)
+    assert eff["solid"] == 0.0  # both non-percolating: they agree
+    assert eff["mean"] == pytest.approx(0.25)
+    # one phase only, chosen explicitly; a percolation mismatch is inf and so is the mean
+    lost = {"pore": T("pore", math.inf, math.inf, False)}
+    g, e = metrics.phase_relative_errors(lost, ref, phases=["pore"])
+    assert list(g) == ["pore", "mean"] and g["pore"] == math.inf and e["mean"] == math.inf
+    with pytest.raises(VolumeError, match="`reference` has no entry for phase 'solid'"):
+        metrics.phase_relative_errors(got, {"pore": ref["pore"]})
+    with pytest.raises(VolumeError, match="`values` has no entry for phase 'solid'"):
+        metrics.phase_relative_errors(lost, ref, phases=["pore", "solid"])
+    with pytest.raises(VolumeError, match="no phases"):
+        metrics.phase_relative_errors({}, ref)
+
+
+def test_tortuosity_errors_and_study_rows_share_the_relative_errors(monkeypatch):
+    """tortuosity_errors and the study's table rows give the same numbers for the same
+    tortuosities (one routine)."""
+    from twinsr.study.evaluate import evaluate_volume
+
+    _fake_transport(monkeypatch)
+    hr = np.zeros((8, 8, 8), np.uint8)
+    hr[:, :4] = 1
+    sr = hr.copy()
+    sr[:, 4:6] = 1
+    te = tortuosity_errors(sr, hr)
+    unit = evaluate_volume([hr], 2, {"m": lambda lr: sr}, source="simulated", sample="x",
+                           reference=[te.hr])
+    table = {(r["phase"], r["metric"]): r["value"] for r in unit.rows if r["method"] == "m"}
+    for phase in ("pore", "solid", "mean"):
+        assert table[(phase, "tau_geod_rel_err")] == te.geod_rel_err[phase]
+        assert table[(phase, "tau_eff_rel_err")] == te.eff_rel_err[phase]
+    assert table[("pore", "tau_geod")] == te.sr["pore"].tau_geod

@@ -20,7 +20,8 @@ def _model(inputs: str = "bin", alpha: int = 2) -> SRModel:
     with torch.no_grad():  # random but non-trivial output around 0.5
         for prm in net.parameters():
             prm.mul_(3.0)
-    return SRModel(net.eval(), alpha=alpha, inputs=inputs, threshold=0.5)
+    return SRModel(net.eval(), alpha=alpha, inputs=inputs, threshold=0.5,
+                   transport_axis=0 if inputs == "diffu" else None)
 
 
 @pytest.fixture
@@ -130,3 +131,54 @@ def test_cli_zarr_output_is_out_of_core(tmp_path: Path, lr: np.ndarray) -> None:
     assert res.exit_code == 0, res.output
     np.testing.assert_array_equal(read_volume(tmp_path / "sr.zarr"), superresolve(lr, m, device="cpu"))
     assert read_metadata(tmp_path / "sr.zarr")["voxel_size"] == (1.0, 1.0, 1.0)
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".npy", ".zarr"])
+def test_file_inputs_are_read_lazily(tmp_path: Path, lr: np.ndarray, suffix: str,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import twinsr.io
+
+    key = "segmented" if suffix != ".npy" else None
+    src = write_volume(tmp_path / f"lr{suffix}", lr, key=key) if key else \
+        write_volume(tmp_path / f"lr{suffix}", lr)
+    m = _model()
+    ref = superresolve(lr, m, device="cpu")
+
+    def no_loading(*a: object, **k: object) -> None:
+        raise AssertionError("the whole LR volume was loaded")
+
+    monkeypatch.setattr(twinsr.io, "read_volume", no_loading)
+    out = superresolve_zarr(src, m, tmp_path / "sr.zarr", chunk=6, key=key, device="cpu")
+    monkeypatch.undo()
+    np.testing.assert_array_equal(read_volume(out), ref)
+    if suffix == ".h5":  # the file was closed after the computation: it can be rewritten
+        import h5py
+
+        with h5py.File(src, "a") as f:
+            f["other"] = np.zeros(3)
+        with pytest.raises(VolumeFileError, match=r"holds arrays .*key="):
+            superresolve_zarr(src, m, tmp_path / "x.zarr", device="cpu")
+        with pytest.raises(VolumeFileError, match="has no array 'nope'"):
+            superresolve_zarr(src, m, tmp_path / "y.zarr", key="nope", device="cpu")
+
+
+def test_truncated_h5_input_is_a_volume_file_error(tmp_path: Path, lr: np.ndarray) -> None:
+    src = write_volume(tmp_path / "lr.h5", lr)
+    (tmp_path / "cut.h5").write_bytes(src.read_bytes()[:200])
+    with pytest.raises(VolumeFileError, match=r"cut\.h5"):
+        superresolve_zarr(tmp_path / "cut.h5", _model(), tmp_path / "o.zarr", device="cpu")
+
+
+def test_axis_default_and_spec_in_output(tmp_path: Path, lr: np.ndarray) -> None:
+    m = _model("diffu")
+    m2 = SRModel(m.network, threshold=0.5, transport_axis=2)
+    out = superresolve_zarr(lr, m2, tmp_path / "a.zarr", chunk=6, device="cpu",
+                            probabilities=True)
+    np.testing.assert_allclose(read_volume(out), superresolve(lr, m2, device="cpu",
+                                                              probabilities=True), atol=1e-5)
+    meta = read_metadata(out)
+    assert meta["axis"] == 2 and meta["spec"]["transport_axis"] == 2
+    from twinsr.exceptions import ConfigError
+
+    with pytest.raises(ConfigError, match="solved along axis 2"):
+        superresolve_zarr(lr, m2, tmp_path / "b.zarr", axis=1, device="cpu")

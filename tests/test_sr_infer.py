@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from twinsr.exceptions import BundleError, VolumeError
+from twinsr.exceptions import BundleError, ConfigError, ModelWarning, VolumeError
 from twinsr.sr.bundle import SRModel, load_model, save_bundle
 from twinsr.sr.infer import superresolve
 from twinsr.sr.network import SRResNet3d
@@ -18,13 +18,14 @@ torch.set_num_threads(2)
 
 
 def _model(alpha: int = 2, inputs: str = "bin", blocks: int = 1, seed: int = 0,
-           threshold: float = 0.5) -> SRModel:
+           threshold: float = 0.5, axis: int = 0) -> SRModel:
     torch.manual_seed(seed)
     net = SRResNet3d(1 if inputs == "bin" else 3, alpha, channels=4, blocks=blocks)
     with torch.no_grad():  # larger weights so the output is far from constant
         for p in net.parameters():
             p.mul_(3.0)
-    return SRModel(net.eval(), alpha=alpha, inputs=inputs, threshold=threshold)
+    return SRModel(net.eval(), alpha=alpha, inputs=inputs, threshold=threshold,
+                   transport_axis=axis if inputs == "diffu" else None)
 
 
 def _untiled(model: SRModel, chans: np.ndarray) -> np.ndarray:
@@ -50,7 +51,8 @@ def test_tiled_equals_untiled(alpha: int, blocks: int) -> None:
     assert ticks[-1] == (n_tiles, n_tiles) and n_tiles > 8
     assert np.std(ref) > 1e-3
     # a halo below the receptive field is measurably different (the test can fail)
-    short = superresolve(lr, m, tile=tile, overlap=1, device="cpu", probabilities=True)
+    with pytest.warns(ModelWarning, match="below the network's receptive field"):
+        short = superresolve(lr, m, tile=tile, overlap=1, device="cpu", probabilities=True)
     assert np.abs(short - ref).max() > 1e-4
 
 
@@ -114,7 +116,7 @@ def test_bad_inputs() -> None:
 def test_bundle_roundtrip_and_run_folder(tmp_path: Path) -> None:
     m = _model(4, inputs="diffu", threshold=0.42)
     p = save_bundle(tmp_path / "model.pt", m.network, alpha=4, inputs="diffu", threshold=0.42,
-                    metadata={"note": "x", "history": [1.0, 2.0]})
+                    transport_axis=0, metadata={"note": "x", "history": [1.0, 2.0]})
     for src in (p, tmp_path):
         back = load_model(src)
         assert back.alpha == 4 and back.inputs == "diffu" and back.in_channels == 3
@@ -215,17 +217,74 @@ def test_accumulator_error_follows_added_crops() -> None:
     assert not np.allclose(first, both)
 
 
-def test_diffu_model_computes_channels_on_the_lr_volume() -> None:
+def test_diffu_model_computes_channels_along_its_own_axis() -> None:
+    """A model trained along axis 1 is fed channels solved along axis 1 by default; an explicit
+    axis that disagrees is refused (it used to be silently fed axis-0 channels)."""
     from twinsr.transport import diffusion_channels
 
     rng = np.random.default_rng(4)
     lr = (rng.random((10, 9, 8)) < 0.45).astype(np.uint8)
     lr[:, :, 0] = 0  # a straight pore channel and a straight solid wall: both phases percolate
     lr[:, :, -1] = 1
-    m = _model(2, inputs="diffu")
+    m = _model(2, inputs="diffu", axis=1)
     d = diffusion_channels(lr, axis=1, device="cpu")
     ref = _untiled(m, np.concatenate([lr[None].astype(np.float32), d]))
-    out = superresolve(lr, m, tile=4, axis=1, device="cpu", probabilities=True)
+    out = superresolve(lr, m, tile=4, device="cpu", probabilities=True)  # axis=None: the model's
     assert np.abs(out - ref).max() < 1e-5
-    other_axis = superresolve(lr, m, tile=4, axis=0, device="cpu", probabilities=True)
+    same = superresolve(lr, m, tile=4, axis=1, device="cpu", probabilities=True)
+    np.testing.assert_array_equal(same, out)
+    with pytest.raises(ConfigError, match=r"solved along axis 1 .* axis=0 was requested"):
+        superresolve(lr, m, tile=4, axis=0, device="cpu")
+    # the axis matters: the same weights fed axis-0 channels give another result
+    m0 = SRModel(m.network, alpha=2, inputs="diffu", threshold=0.5, transport_axis=0)
+    other_axis = superresolve(lr, m0, tile=4, device="cpu", probabilities=True)
     assert np.abs(other_axis - ref).max() > 1e-4
+
+
+def test_axis_refused_for_bundles_and_zarr(tmp_path: Path) -> None:
+    from twinsr.scale import superresolve_zarr
+
+    m = _model(2, inputs="diffu", axis=2)
+    p = save_bundle(tmp_path / "m.pt", m.network, threshold=0.5, transport_axis=2)
+    lr = (np.random.default_rng(1).random((6, 6, 6)) < 0.5).astype(np.uint8)
+    with pytest.raises(ConfigError, match="solved along axis 2"):
+        superresolve(lr, p, axis=1, device="cpu")
+    with pytest.raises(ConfigError, match="solved along axis 2"):
+        superresolve_zarr(lr, p, tmp_path / "o.zarr", axis=0, device="cpu")
+    assert not (tmp_path / "o.zarr.partial").exists()
+    # binary-input morphology models have no transport axis: any axis is accepted and unused
+    b = _model(2)
+    assert b.transport_axis is None
+    np.testing.assert_array_equal(superresolve(lr, b, axis=2, device="cpu"),
+                                  superresolve(lr, b, device="cpu"))
+
+
+def test_bare_network_needs_what_the_bundle_would_record() -> None:
+    lr = (np.random.default_rng(2).random((5, 5, 5)) < 0.5).astype(np.uint8)
+    m = _model(2, threshold=0.4)
+    ref = superresolve(lr, m, device="cpu")
+    np.testing.assert_array_equal(superresolve(lr, m.network, threshold=0.4, device="cpu"), ref)
+    p = superresolve(lr, m.network, probabilities=True, device="cpu")
+    np.testing.assert_array_equal((p >= 0.4).astype(np.uint8), ref)
+    with pytest.raises(ConfigError, match="pass `threshold=`"):
+        superresolve(lr, m.network, device="cpu")
+    d = _model(2, inputs="diffu", axis=1)
+    with pytest.raises(ConfigError, match="needs `axis=`"):
+        superresolve(lr, d.network, threshold=0.5, device="cpu")
+    np.testing.assert_array_equal(superresolve(lr, d.network, threshold=0.5, axis=1, device="cpu"),
+                                  superresolve(lr, d, device="cpu"))
+    with pytest.raises(ConfigError, match="must be an SRModel, a bundle file"):
+        superresolve(lr, {"weights": 1}, device="cpu")  # type: ignore[arg-type]
+    with pytest.raises(BundleError, match="no model bundle"):
+        superresolve(lr, "no/such/run", device="cpu")
+
+
+def test_threshold_override_and_overlap_warning() -> None:
+    lr = (np.random.default_rng(3).random((6, 6, 6)) < 0.5).astype(np.uint8)
+    m = _model(2, threshold=0.5)
+    p = superresolve(lr, m, probabilities=True, device="cpu")
+    np.testing.assert_array_equal(superresolve(lr, m, threshold=0.3, device="cpu"),
+                                  (p >= 0.3).astype(np.uint8))
+    assert m.threshold == 0.5  # the model itself is unchanged
+    with pytest.warns(ModelWarning, match="below the network's receptive field"):
+        superresolve(lr, m, tile=3, overlap=1, device="cpu")

@@ -15,17 +15,19 @@ from _helpers import BlobModel
 from twinsr.exceptions import ConfigError, DatasetError, NonPercolatingWarning, VolumeError
 from twinsr.sr.bundle import SRModel, load_model, save_bundle
 from twinsr.sr.config import TrainConfig
-from twinsr.sr.data import CropSampler, apply_symmetry, cube_symmetries
 from twinsr.sr.database import Database, build_database
 from twinsr.sr.infer import superresolve
 from twinsr.sr.network import SRResNet3d
 from twinsr.sr.physics import (
+    SolutionCropSampler,
     axis_symmetries,
+    combined_loss,
     floating_mask,
     solution_error,
     transform_solution,
 )
-from twinsr.sr.train import combined_loss, train
+from twinsr.sr.symmetry import apply_symmetry, cube_symmetries
+from twinsr.sr.train import train
 from twinsr.transport import diffusion_channels, effective_tortuosity
 
 torch.set_num_threads(2)
@@ -131,8 +133,8 @@ def test_sampler_pairs_are_consistent() -> None:
         sol = diffusion_channels(hr, axis=axis, tol=1e-9)
         lsol = diffusion_channels(lr, axis=axis, tol=1e-9)
     flo = floating_mask(hr, axis=axis).view(np.uint8)
-    sampler = CropSampler([((lr, lsol[0], lsol[1]), hr)], alpha=a, crop=4, rng=0,
-                          solutions=[(sol, flo)], axis=axis)
+    sampler = SolutionCropSampler([((lr, lsol[0], lsol[1]), hr)], alpha=a, crop=4, rng=0,
+                                  solutions=[(sol, flo)], axis=axis)
     for sym in axis_symmetries(axis):
         x, h, hs = sampler.draw_with_solution(sym)
         assert x.shape == (3, 4, 4, 4) and hs.shape == (2, 8, 8, 8)
@@ -142,8 +144,8 @@ def test_sampler_pairs_are_consistent() -> None:
             assert np.all(x[1 + c][x[0] != c] == 0)
     # the whole-volume version of a reversing draw matches the solve exactly
     rev = next(s for s in axis_symmetries(axis) if s.flips[axis])
-    big = CropSampler([((lr, lsol[0], lsol[1]), hr)], alpha=a, crop=7, rng=0,
-                      solutions=[(sol, flo)], axis=axis)
+    big = SolutionCropSampler([((lr, lsol[0], lsol[1]), hr)], alpha=a, crop=7, rng=0,
+                              solutions=[(sol, flo)], axis=axis)
     x, h, hs = big.draw_with_solution(rev)
     hr_t = np.ascontiguousarray(apply_symmetry(hr, rev))
     ref = diffusion_channels(hr_t, axis=axis, tol=1e-9)
@@ -223,9 +225,13 @@ def test_training_lowers_combined_loss(db: Database, tmp_path: Path, inputs: str
     assert losses[-1] < 0.9 * losses[0]
     m = load_model(tmp_path / "run")
     assert m.out_channels == 3 and m.metadata["targets"] == "morph+diffu"
+    assert m.targets == "morph+diffu" and m.transport_axis == 1 == db.axis  # even for "bin"
     name = db.entries("test")[0]
     lr = np.asarray(db.lr(name, 2))
-    binary, sol = superresolve(lr, m, tile=8, device="cpu", axis=1, return_solution=True)
+    binary, sol = superresolve(lr, m, tile=8, device="cpu", return_solution=True)
+    b1, s1 = superresolve(lr, m, tile=8, device="cpu", axis=1, return_solution=True)
+    np.testing.assert_array_equal(binary, b1)
+    np.testing.assert_array_equal(sol, s1)
     assert binary.shape == (24, 24, 24) and sol.shape == (2, 24, 24, 24)
     assert sol.dtype == np.float32 and sol.min() >= 0 and sol.max() <= 1
     assert sol.std() > 0   # raw predictions, not masked by the predicted phase
@@ -233,9 +239,11 @@ def test_training_lowers_combined_loss(db: Database, tmp_path: Path, inputs: str
 
 def test_bundle_round_trip_out_channels(tmp_path: Path) -> None:
     net = SRResNet3d(1, 2, channels=4, blocks=1, out_channels=3)
-    p = save_bundle(tmp_path / "m.pt", net, alpha=2, inputs="bin", threshold=0.4)
+    p = save_bundle(tmp_path / "m.pt", net, alpha=2, inputs="bin", threshold=0.4,
+                    transport_axis=1)
     m = load_model(p)
-    assert m.out_channels == 3 and m.network.out_channels == 3
+    assert m.out_channels == 3 and m.targets == "morph+diffu" and m.transport_axis == 1
+    assert m.network.out_channels == 3
     x = torch.randn(1, 1, 3, 4, 5)
     assert torch.equal(m.network(x), net.eval()(x))
     old = SRResNet3d(1, 2, channels=4, blocks=1)
@@ -248,7 +256,7 @@ def test_bundle_round_trip_out_channels(tmp_path: Path) -> None:
 def test_tiled_equals_untiled_solution() -> None:
     torch.manual_seed(2)
     net = SRResNet3d(1, 2, channels=4, blocks=1, out_channels=3)
-    m = SRModel(net.eval(), alpha=2, inputs="bin", threshold=0.5)
+    m = SRModel(net.eval(), alpha=2, inputs="bin", threshold=0.5, transport_axis=0)
     lr = _blobs((9, 10, 11), 7)
     b_full, s_full = superresolve(lr, m, tile=64, device="cpu", return_solution=True)
     b_tile, s_tile = superresolve(lr, m, tile=4, device="cpu", return_solution=True)

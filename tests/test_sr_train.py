@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,10 @@ import pytest
 import torch
 
 from _helpers import BlobModel
-from twinsr.exceptions import ConfigError, DatasetError
+from twinsr.exceptions import ConfigError, DatasetError, ModelWarning, NonPercolatingWarning
 from twinsr.sr.bundle import load_model
 from twinsr.sr.config import TrainConfig
+from twinsr.sr.data import CropSampler
 from twinsr.sr.database import Database, build_database
 from twinsr.sr.network import SRResNet3d
 from twinsr.sr.train import train, transfer_weights
@@ -43,7 +45,13 @@ def test_training_lowers_loss_and_writes_run(db: Database, tmp_path: Path) -> No
                 device="cpu", progress=lambda *a: seen.append(a))
     losses = [h["train_loss"] for h in res.history]
     assert losses[-1] < 0.9 * losses[0]
-    assert res.best_val_loss < res.history[0]["val_loss"] or res.best_epoch == 1
+    vals = [h["val_loss"] for h in res.history]
+    assert res.best_val_loss == min(vals) and res.best_epoch == 1 + vals.index(min(vals))
+    # the kept weights beat the untrained network (same seeded init) on crops of their own
+    trained = load_model(res.bundle_path).network
+    untrained = _untrained(1, 2, _cfg(epochs=6, steps_per_epoch=6))
+    x, y = _val_crops(db, 2)
+    assert _bce(trained, x, y) < 0.8 * _bce(untrained, x, y)
     assert res.epochs_run == 6 and not res.stopped_early and res.device == "cpu"
     assert 0 < res.threshold < 1
     assert sum(1 for s in seen if s[3] is not None) == 6 and len(seen) == 6 * 7
@@ -57,6 +65,27 @@ def test_training_lowers_loss_and_writes_run(db: Database, tmp_path: Path) -> No
     assert m.alpha == 2 and m.inputs == "bin" and m.threshold == pytest.approx(res.threshold)
     best = res.history[res.best_epoch - 1]["val_loss"]
     assert best == pytest.approx(res.best_val_loss)
+
+
+def _untrained(in_channels: int, alpha: int, cfg: TrainConfig) -> SRResNet3d:
+    """The network train() starts from: its init is seeded by ``config.seed``."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return SRResNet3d(in_channels, alpha, channels=cfg.channels, blocks=cfg.blocks,
+                          res_scale=cfg.res_scale, taper=cfg.taper)
+
+
+def _val_crops(db: Database, alpha: int, n: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
+    pairs = db.pairs("val", alpha)
+    sampler = CropSampler([(p.channels, p.hr) for p in pairs], alpha=alpha, crop=8, rng=123,
+                          augment=False)
+    x, y = sampler.sample(n)
+    return torch.from_numpy(x), torch.from_numpy(y)
+
+
+def _bce(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    with torch.no_grad():
+        return float(torch.nn.functional.binary_cross_entropy_with_logits(net.eval()(x), y))
 
 
 def test_early_stopping_fires(db: Database, tmp_path: Path) -> None:
@@ -116,6 +145,10 @@ def test_transfer_copies_exactly_coinciding_layers(db: Database, tmp_path: Path)
     res = train(db, alpha=4, out_dir=tmp_path / "a4", init_from=tmp_path / "a2", device="cpu",
                 config=_cfg(epochs=1, steps_per_epoch=1))
     assert set(res.transferred) == expected
+    with pytest.warns(ModelWarning, match=r"network for alpha=2; transfer learning expects the "
+                                          r"alpha/2=1 network"):
+        train(db, alpha=2, out_dir=tmp_path / "a2b", init_from=tmp_path / "a2", device="cpu",
+              config=_cfg(epochs=1, steps_per_epoch=1))
     assert json.loads((tmp_path / "a4" / "run.json").read_text())["transferred"] == list(
         res.transferred)
     # a 3-channel target keeps its own head (shape differs)
@@ -202,3 +235,105 @@ def test_cli_train_and_superresolve(db: Database, tmp_path: Path) -> None:
     assert r.exit_code == 1 and "no model bundle" in r.output
     r = runner.invoke(app, ["train", str(tmp_path), "--alpha", "2", "-o", str(tmp_path / "r2")])
     assert r.exit_code == 1 and "not a twinsr database" in r.output
+
+
+def test_global_torch_rng_left_alone_by_resumed_training(db: Database, tmp_path: Path) -> None:
+    cfg = _cfg(epochs=2, steps_per_epoch=2)
+
+    def stop(epoch: int, step: int, loss: float, val: float | None) -> None:
+        if epoch == 2:
+            raise _Interrupt
+
+    torch.manual_seed(2024)
+    before = torch.get_rng_state()
+    with pytest.raises(_Interrupt):
+        train(db, alpha=2, out_dir=tmp_path / "run", config=cfg, device="cpu", progress=stop)
+    assert torch.equal(torch.get_rng_state(), before)
+    # a checkpoint that carries another RNG state must not leak it into the caller
+    ck_path = tmp_path / "run" / "checkpoint.pt"
+    ck = torch.load(ck_path, weights_only=True)
+    assert not torch.equal(ck["torch_rng"], before)
+    train(db, alpha=2, out_dir=tmp_path / "run", config=cfg, resume=True, device="cpu")
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_tensorboard_off_only_when_not_installed(db: Database, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+    import sys
+    import types
+
+    cfg = _cfg(epochs=1, steps_per_epoch=1)
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import -> ImportError
+    with caplog.at_level(logging.INFO, logger="twinsr.sr.train"):
+        train(db, alpha=2, out_dir=tmp_path / "a", config=cfg, device="cpu")
+    assert "TensorBoard logging is off" in caplog.text
+    broken = types.ModuleType("torch.utils.tensorboard")
+
+    def writer(**kw: Any) -> None:
+        raise RuntimeError("log_dir is not writable")
+
+    broken.SummaryWriter = writer  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", broken)
+    with pytest.raises(RuntimeError, match="log_dir is not writable"):  # not swallowed
+        train(db, alpha=2, out_dir=tmp_path / "b", config=cfg, device="cpu")
+
+
+def test_bundle_spec_of_trained_models(db: Database, tmp_path: Path) -> None:
+    res = train(db, alpha=4, out_dir=tmp_path / "bin", device="cpu",
+                config=_cfg(epochs=1, steps_per_epoch=1))
+    spec = load_model(res.bundle_path).spec
+    assert (spec.alpha, spec.inputs, spec.targets, spec.transport_axis, spec.crop) == (
+        4, "bin", "morph", None, 6)
+    assert spec.threshold == pytest.approx(res.threshold)
+    info = json.loads((tmp_path / "bin" / "run.json").read_text())
+    assert info["spec"] == spec.to_dict()
+
+
+@pytest.fixture(scope="module")
+def diffu_dbs(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Database]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NonPercolatingWarning)
+        return {ax: build_database([BlobModel(sigma=2.0)], tmp_path_factory.mktemp(f"d{ax}"),
+                                   n_realizations=2, shape=24, alphas=(2,), split=(1, 1, 0),
+                                   diffusion=True, axis=ax) for ax in (0, 2)}
+
+
+def test_diffu_model_records_and_uses_its_axis(diffu_dbs: dict[int, Database],
+                                               tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from twinsr.cli import app
+    from twinsr.sr.infer import superresolve
+    from twinsr.transport import diffusion_channels
+
+    cfg = _cfg(epochs=1, steps_per_epoch=2)
+    res = train(diffu_dbs[2], alpha=2, inputs="diffu", out_dir=tmp_path / "run", config=cfg,
+                device="cpu")
+    m = load_model(res.bundle_path)
+    assert m.transport_axis == 2 and m.spec.crop == 8
+    lr = np.asarray(diffu_dbs[2].lr("m00_r01", 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NonPercolatingWarning)
+        d2 = diffusion_channels(lr, axis=2)
+        stack = np.concatenate([lr[None].astype(np.float32), d2])
+        ref = superresolve(stack, m, device="cpu", probabilities=True)
+        auto = superresolve(lr, m, device="cpu", probabilities=True)  # channels along axis 2
+    np.testing.assert_allclose(auto, ref, atol=1e-5)
+    with pytest.raises(ConfigError, match="solved along axis 2"):
+        superresolve(lr, m, axis=0, device="cpu")
+    np.save(tmp_path / "lr.npy", lr)
+    r = CliRunner().invoke(app, ["superresolve", str(tmp_path / "lr.npy"), "--model",
+                                 str(tmp_path / "run"), "-o", str(tmp_path / "o.npy"),
+                                 "--axis", "0", "--device", "cpu"])
+    assert r.exit_code == 1 and "solved along axis 2" in r.output
+    assert not (tmp_path / "o.npy").exists()
+    # resuming the run on a database of another axis is refused, naming the field
+    (tmp_path / "run" / "checkpoint.pt").rename(tmp_path / "ck.pt")
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    (tmp_path / "ck.pt").rename(cut / "checkpoint.pt")
+    with pytest.raises(ConfigError, match="transport_axis: checkpoint=2, now=0"):
+        train(diffu_dbs[0], alpha=2, inputs="diffu", out_dir=cut, config=cfg, resume=True,
+              device="cpu")

@@ -129,6 +129,57 @@ def test_bad_options(binary_volume: np.ndarray) -> None:
         empirical_two_point_coverage(im, 0)
 
 
+def test_gamma_on_a_search_bound_is_flagged_and_warned() -> None:
+    """White noise: correlated over less than a voxel (upper end). A volume holding one plane of
+    pores: the coverage does not decay (lower end). A twin with a few voxels of correlation
+    length is pinned inside the interval: no flag, no warning."""
+    import warnings
+
+    from twinsr.exceptions import CalibrationWarning
+    from twinsr.stochastic.calibrate import GAMMA_BOUNDS
+
+    noise = (np.random.default_rng(0).random((32, 32, 32)) < 0.4).astype(np.uint8)
+    with pytest.warns(CalibrationWarning, match=r"upper end 5 voxel\^-1.*check the segmentation"):
+        res = calibrate(noise, covariance="exponential")
+    assert res.gamma_at_bound and res.gammas_at_bound == {"exponential": True}
+    assert res.gamma == pytest.approx(GAMMA_BOUNDS[1], rel=1e-3)
+    assert res.to_dict()["calibration"]["gamma_at_bound"] is True
+    plane = np.ones((32, 32, 32), np.uint8)
+    plane[0] = 0
+    with pytest.warns(CalibrationWarning, match=r"lower end 0.001.*calibrate a larger volume"):
+        res = calibrate(plane, covariance="exponential")
+    assert res.gamma_at_bound and res.gamma == pytest.approx(GAMMA_BOUNDS[0], rel=1e-3)
+    # the smooth family fits noise equally well for every large γ: flagged too (flat residual)
+    with pytest.warns(CalibrationWarning, match="gaussian family"):
+        assert calibrate(noise, covariance="gaussian").gamma_at_bound
+    twin = ChiSquareModel.from_volume_fraction(0.5, 0.25, "gaussian").sample(32, rng=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CalibrationWarning)
+        res = calibrate(twin)
+    assert not res.gamma_at_bound and not any(res.gammas_at_bound.values())
+    assert res.to_dict()["calibration"]["gamma_search_bounds"] == list(GAMMA_BOUNDS)
+
+
+def test_plot_leaves_the_matplotlib_backend_alone(tmp_path: Path) -> None:
+    """Drawing on a Figure, without pyplot: a user's (here: svg) backend is unchanged and pyplot
+    is never imported."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, matplotlib\n"
+        "matplotlib.use('svg')\n"
+        "from twinsr.stochastic import ChiSquareModel, calibrate, plot_calibration\n"
+        "im = ChiSquareModel.from_volume_fraction(0.5, 0.25).sample(24, rng=0)\n"
+        f"p = plot_calibration(calibrate(im, covariance='gaussian'), {str(tmp_path / 'f.png')!r})\n"
+        "print(matplotlib.get_backend(), 'matplotlib.pyplot' in sys.modules, p.stat().st_size > 0)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**__import__("os").environ, "MPLBACKEND": "svg"})
+    assert out.stdout.split() == ["svg", "False", "True"], out.stdout + out.stderr
+    assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_plot_calibration_writes_png(tmp_path: Path) -> None:
     im = ChiSquareModel.from_volume_fraction(0.5, 0.25).sample(32, rng=1)
     res = calibrate(im, covariance="gaussian")
@@ -162,6 +213,15 @@ def test_generate_deterministic_names_metadata_resume(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="other parameters"):
         generate(other, (16, 20, 24), 1, out_dir=tmp_path / "a", seed=4, fmt="npy")
     generate(other, (16, 20, 24), 1, out_dir=tmp_path / "a", seed=4, fmt="npy", overwrite=True)
+    generate(m, (16, 20, 24), 3, out_dir=tmp_path / "a", seed=4, fmt="npy", overwrite=True)
+    # a damaged leftover (here: a sidecar cut in half) is named, not kept and not overwritten
+    side = tmp_path / "a" / "twin_s4_0001.npy.json"
+    side.write_text(side.read_text()[:20])
+    with pytest.raises(ConfigError, match=r"twin_s4_0001\.npy exists and cannot be read.*not valid "
+                                          r"JSON.*overwrite=True"):
+        generate(m, (16, 20, 24), 3, out_dir=tmp_path / "a", seed=4, fmt="npy")
+    generate(m, (16, 20, 24), 3, out_dir=tmp_path / "a", seed=4, fmt="npy", overwrite=True)
+    np.testing.assert_array_equal(read_volume(p3[1]), read_volume(p2[1]))
 
 
 def test_generate_from_json_and_bad_input(tmp_path: Path) -> None:

@@ -3,6 +3,8 @@ determinism, memory refusal, bad input."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from scipy import fft as sfft
@@ -76,8 +78,10 @@ def test_realized_covariance_of_the_embedding_is_exact(family: str) -> None:
     emb = _build_embedding(shape, cov, periodic=False, tol=1e-3, itemsize=8, workers=1)
     info = emb.info
     pz, py, px = info.padded_shape
-    assert all(p < 2 * n for p, n in zip(info.padded_shape, shape, strict=True)) or \
-        cov.range_at(1e-3) > min(shape) / 2
+    # the padding covers the range L where ρ < tol: N_i >= max(n_i + L, 2L) on every axis
+    rng_l = math.ceil(cov.range_at(1e-3))
+    assert all(p >= max(n + rng_l, 2 * rng_l)
+               for p, n in zip(info.padded_shape, shape, strict=True)), (info.padded_shape, rng_l)
     fz, fy, _ = emb.fold
     spec2 = np.zeros(info.padded_shape)
     spec2[:, :, emb.kx_keep] = emb.sqrt_spec[np.ix_(fz, fy)] ** 2
@@ -91,6 +95,35 @@ def test_realized_covariance_of_the_embedding_is_exact(family: str) -> None:
     assert err < 2e-3
     # lag n-1 along z joins opposite faces: ρ(n-1), not the wrapped ρ(1) of a periodic field
     assert realized[shape[0] - 1, 0, 0] == pytest.approx(float(cov.rho(shape[0] - 1)), abs=2e-3)
+
+
+def _smallest_even_11_smooth(target: int) -> int:
+    """Smallest even length >= target with prime factors <= 11 (pocketfft's fast lengths)."""
+    m = max(2, target + (target % 2))
+    while True:
+        k = m
+        for f in (2, 3, 5, 7, 11):
+            while k % f == 0:
+                k //= f
+        if k == 1:
+            return m
+        m += 2
+
+
+@pytest.mark.parametrize("family", COVARIANCE_FAMILIES)
+def test_padding_is_the_range_not_a_doubling(family: str) -> None:
+    """The module's claim: the non-periodic padding is L (where ρ falls below tol), not ×2 per
+    axis. With correlation lengths of 2–3 voxels in a 48 × 40 × 56 box every padded length is the
+    smallest even FFT-friendly length >= max(n + L, 2L), well below 2n."""
+    cov = make_covariance(family, GAMMAS[family])
+    shape = (48, 40, 56)
+    info = embedding_info(shape, cov)
+    rng_l = math.ceil(cov.range_at(1e-3))
+    assert info.clip_error <= 1e-3  # no enlargement needed
+    expected = tuple(_smallest_even_11_smooth(max(n + rng_l, 2 * rng_l)) for n in shape)
+    assert info.padded_shape == expected, (info.padded_shape, rng_l)
+    assert all(p < 2 * n for p, n in zip(info.padded_shape, shape, strict=True))
+    assert info.wrap_error <= 1e-3
 
 
 def test_periodic_field_is_correlated_across_faces() -> None:
@@ -184,8 +217,13 @@ def test_bad_inputs() -> None:
         gaussian_field_pair(16, cov, dtype="not-a-dtype")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="workers"):
         gaussian_field(16, cov, workers=0)
-    with pytest.raises(VolumeError, match="tol"):
+    # every bad tol is a ConfigError, as documented (a negative one was a VolumeError)
+    with pytest.raises(ConfigError, match=r"`tol` must be finite and > 0 \(a covariance error\)"):
         gaussian_field(16, cov, tol=-1)
+    with pytest.raises(ConfigError, match=r"`tol` must be < 0\.5"):
+        gaussian_field(16, cov, tol=0.7)
+    with pytest.raises(ConfigError, match="`tol` must be a number"):
+        gaussian_field(16, cov, tol="small")  # type: ignore[arg-type]
 
 
 def test_memory_refused_before_allocating(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -44,6 +44,8 @@ def test_presets_validate():
 def test_config_unknown_key_names_it(tmp_path):
     with pytest.raises(ConfigError, match=r"unknown key 'alphs'.*did you mean 'alphas'"):
         StudyConfig.from_dict({"samples": ["x"], "alphs": [2]})
+    with pytest.raises(ConfigError, match=r"key 3 is not a name"):
+        StudyConfig.from_dict({"samples": ["x"], 3: "x"})
     p = tmp_path / "s.yaml"
     p.write_text("samples: [nmc_nrel_xct]\nbogus_option: 3\n")
     with pytest.raises(ConfigError, match="bogus_option"):
@@ -63,6 +65,95 @@ def test_config_unknown_key_names_it(tmp_path):
 def test_config_invalid_value_names_key(data, key):
     with pytest.raises(ConfigError, match=key):
         StudyConfig.from_dict({"samples": ["nmc_nrel_xct"], **data})
+
+
+@pytest.mark.parametrize(("overrides", "match"), [
+    ({"max_epochs": 10}, r"train_overrides.*unknown training setting 'max_epochs'"),
+    ({"chanels": 8}, r"train_overrides.*'chanels' \(did you mean 'channels'\?\)"),
+    ({"lr": -1.0}, r"train_overrides.*training setting 'lr'.*greater than 0.*-1.0"),
+    ({"epochs": "many"}, r"train_overrides.*training setting 'epochs'.*integer"),
+    ({"crop_per_alpha": {2: "x"}}, r"train_overrides.*'crop_per_alpha.2'"),
+])
+def test_train_overrides_checked_on_load(tmp_path, overrides, match):
+    """A bad training setting is refused when the study config is built, not after the
+    calibration and the database."""
+    with pytest.raises(ConfigError, match=match):
+        StudyConfig.from_dict({"samples": ["nmc_nrel_xct"], "train_overrides": overrides})
+    with pytest.raises(ConfigError, match=match):
+        StudyConfig(samples=["nmc_nrel_xct"], train_overrides=overrides)
+    p = tmp_path / "s.yaml"
+    import yaml
+
+    p.write_text(yaml.safe_dump({"samples": ["nmc_nrel_xct"], "train_overrides": overrides}))
+    with pytest.raises(ConfigError, match=match):
+        StudyConfig.from_yaml(p)
+
+
+def test_train_preset_and_overrides_make_the_train_config():
+    from twinsr.sr.config import PRESETS as TRAIN_PRESETS
+    from twinsr.sr.config import TrainConfig
+
+    with pytest.raises(ConfigError, match=r"train_preset.*unknown training preset 'tiny'"):
+        StudyConfig.from_dict({"samples": ["x"], "train_preset": "tiny"})
+    cfg = StudyConfig.preset("micro", seed=7, train_overrides={"epochs": 3})
+    tc = cfg.train_config()
+    assert tc == TrainConfig.preset("micro", seed=7, epochs=3)
+    assert StudyConfig.preset("micro", train_overrides={"seed": 2}).train_config().seed == 2
+    # every study preset's training settings are valid and name a training preset
+    for name in PRESETS:
+        assert StudyConfig.preset(name).train_preset in TRAIN_PRESETS
+    # the micro training preset moved from the study into sr.config.PRESETS unchanged: the
+    # quick preset with the micro study's former overrides
+    former_micro = {
+        "channels": 4, "blocks": 1, "crop": 6, "crop_per_alpha": {2: 6, 4: 4, 8: 3},
+        "batch_per_alpha": {2: 2, 4: 2, 8: 1}, "epochs": 2, "steps_per_epoch": 3,
+        "patience": 2, "val_crops": 2, "max_seconds": 20.0, "tile": 16, "lr": 2e-3}
+    assert TrainConfig.preset("micro") == TrainConfig.preset("quick", **former_micro)
+
+
+def _docstring_yaml_blocks(obj) -> list[str]:
+    """The literal blocks (after a line ending in ``::``) of ``obj``'s docstring."""
+    import inspect
+    import textwrap
+
+    lines = inspect.getdoc(obj).splitlines()
+    blocks, i = [], 0
+    while i < len(lines):
+        if lines[i].rstrip().endswith("::"):
+            j = i + 1
+            while j < len(lines) and not lines[j].strip():
+                j += 1
+            k = j
+            while k < len(lines) and (not lines[k].strip() or lines[k].startswith(" ")):
+                k += 1
+            blocks.append(textwrap.dedent("\n".join(lines[j:k])))
+            i = k
+        else:
+            i += 1
+    return blocks
+
+
+def test_docstring_yaml_examples_are_valid_configs():
+    import yaml
+
+    import twinsr.study.config as config_module
+
+    blocks = _docstring_yaml_blocks(config_module)
+    assert blocks, "the module docstring shows an example YAML"
+    for text in blocks:
+        cfg = StudyConfig.from_dict(yaml.safe_load(text))
+        tc = cfg.train_config()
+        assert cfg.train_overrides  # the example shows the overrides
+        for key, value in cfg.train_overrides.items():
+            assert getattr(tc, key) == value
+
+
+def test_baselines_are_the_resample_methods():
+    from twinsr.resample import METHODS
+
+    assert StudyConfig(samples=["x"]).baselines == list(METHODS)
+    with pytest.raises(ConfigError, match=r"baselines.*unknown interpolation 'bicubic'"):
+        StudyConfig.from_dict({"samples": ["x"], "baselines": ["nearest", "bicubic"]})
 
 
 def test_config_yaml_roundtrip_and_errors(tmp_path):
@@ -205,7 +296,18 @@ def test_micro_study_end_to_end(micro_study):
     # the small measured volume is evaluated at α = 2 and skipped (documented) at α = 4
     assert set(df[df["sample"] == "small"].alpha) == {2}
     assert len(res.skipped) == 1 and "small" in res.skipped[0] and "α=4" in res.skipped[0]
-    assert json.loads((out / "skipped.json").read_text()) == res.skipped
+    # ... as a typed record, in study.json (read on resume) and skipped.json
+    from twinsr.study.records import LAYOUT, SkipRecord
+
+    (rec,) = res.skip_records
+    assert (rec.step, rec.source, rec.sample, rec.alpha, rec.method) == (
+        "evaluate", "measured", "small", 4, None)
+    assert "too small" in rec.reason and rec.message == res.skipped[0]
+    assert json.loads((out / "skipped.json").read_text()) == [rec.to_dict()]
+    study = json.loads((out / "study.json").read_text())
+    assert study["layout"] == LAYOUT and study["skipped"] == [rec.to_dict()]
+    assert SkipRecord.from_dict(study["skipped"][0]) == rec
+    assert not list((out / "eval").glob("*skipped*"))
     assert {"N_bin", "N_diffu", "triquadratic", "nearest"} <= set(df.method)
     # 8 sub-volumes per (source, sample, alpha, method) for the headline metrics
     acc = df[(df.metric == "accuracy")]
@@ -229,17 +331,138 @@ def test_micro_study_end_to_end(micro_study):
     assert any("transfer from bin_a2" in x for x in lines)
 
 
-def test_micro_study_rerun_skips_completed_steps(micro_study):
+def _no_volume_reads(monkeypatch):
+    """Make reading any sample or measured volume fail: a resume must not need one."""
+    from twinsr.study import pipeline
+
+    def refuse(entry):
+        raise AssertionError(f"volume {entry} read on resume")
+
+    monkeypatch.setattr(pipeline, "_read_entry", refuse)
+
+
+def test_micro_study_rerun_skips_completed_steps(micro_study, monkeypatch):
     out, res, _ = micro_study
     bundle = out / "runs" / "bin_a4" / "model.pt"
     before = bundle.stat().st_mtime_ns
     lines: list[str] = []
+    # the small volume's α = 4 skip comes from its record: no volume is read again
+    _no_volume_reads(monkeypatch)
     again = run_study(_micro_config(out.parent), out, progress=lines.append)
     for step in ("calibrate", "database", "train", "evaluate"):
         assert again.steps[step] == "skipped", step
     assert bundle.stat().st_mtime_ns == before
     assert any("complete, skipped" in x for x in lines)
     pd.testing.assert_frame_equal(again.table, res.table)
+    assert again.skip_records == res.skip_records and again.skipped == res.skipped
+
+
+def _copy_study(out, dest):
+    import shutil
+
+    shutil.copytree(out, dest)
+    return dest
+
+
+def test_resume_skips_exactly_the_recorded_evaluations(micro_study, tmp_path, monkeypatch):
+    """A (volume, α) recorded as skipped in study.json is skipped on resume by its record:
+    whatever the reason says, and without reading the volume."""
+    from twinsr.study.records import SkipRecord
+
+    out, res, _ = micro_study
+    study = _copy_study(out, tmp_path / "copy")
+    sim = res.table.query("source == 'simulated'")["sample"].iloc[0]
+    for f in (f"simulated__{sim}__a4.csv", f"simulated__{sim}__a4_slices.npz"):
+        (study / "eval" / f).unlink()
+    hand = SkipRecord("evaluate", "simulated", sim, 4, "left out by hand")
+    meta = json.loads((study / "study.json").read_text())
+    meta["skipped"].append(hand.to_dict())
+    (study / "study.json").write_text(json.dumps(meta))
+    _no_volume_reads(monkeypatch)
+    again = run_study(_micro_config(out.parent), study)
+    assert again.steps["evaluate"] == "skipped"
+    assert again.skip_records == [*res.skip_records, hand]
+    assert again.skipped[-1] == f"simulated/{sim} α=4: left out by hand"
+    assert not (study / "eval" / f"simulated__{sim}__a4.csv").exists()
+    expected = res.table[~((res.table["source"] == "simulated") & (res.table["alpha"] == 4))]
+    pd.testing.assert_frame_equal(again.table, expected.reset_index(drop=True))
+    assert json.loads((study / "skipped.json").read_text()) == [r.to_dict()
+                                                                for r in again.skip_records]
+    assert "left out by hand" in (study / "report.md").read_text()
+
+
+def test_resume_leaves_out_a_method_recorded_as_skipped(micro_study, tmp_path):
+    """A record naming one method: the unit is evaluated again without that method."""
+    from twinsr.study.records import SkipRecord
+
+    out, res, _ = micro_study
+    study = _copy_study(out, tmp_path / "copy")
+    (study / "eval" / "measured__small__a2.csv").unlink()
+    hand = SkipRecord("evaluate", "measured", "small", 2, "not wanted", method="nearest")
+    meta = json.loads((study / "study.json").read_text())
+    meta["skipped"].append(hand.to_dict())
+    (study / "study.json").write_text(json.dumps(meta))
+    again = run_study(_micro_config(out.parent), study)
+    assert again.steps["evaluate"] == "done"
+    small = again.table.query("sample == 'small'")
+    assert set(small.method) == {"ground_truth", "N_bin", "N_diffu", "triquadratic"}
+    before = res.table.query("sample == 'small' and method != 'nearest'")
+    pd.testing.assert_frame_equal(small.reset_index(drop=True), before.reset_index(drop=True))
+    assert again.skipped[-1] == "measured/small α=2 nearest: not wanted"
+
+
+def test_resume_of_an_earlier_layout_study(micro_study, tmp_path):
+    """A study.json without records (skips kept as sentences in eval/*__skipped.json) is
+    read: the skips are checked again from the volumes, recorded, the old files removed."""
+    out, res, _ = micro_study
+    study = _copy_study(out, tmp_path / "old")
+    meta = json.loads((study / "study.json").read_text())
+    del meta["layout"], meta["skipped"]
+    (study / "study.json").write_text(json.dumps(meta))
+    old_file = study / "eval" / "measured__small__skipped.json"
+    old_file.write_text(json.dumps(res.skipped))
+    lines: list[str] = []
+    again = run_study(_micro_config(out.parent), study, progress=lines.append)
+    assert any("earlier layout" in x for x in lines)
+    assert again.steps["evaluate"] == "skipped"  # nothing evaluated again
+    assert again.skip_records == res.skip_records and again.skipped == res.skipped
+    assert not old_file.exists()
+    assert json.loads((study / "study.json").read_text())["skipped"] == [
+        r.to_dict() for r in res.skip_records]
+    pd.testing.assert_frame_equal(again.table, res.table)
+
+
+@pytest.mark.parametrize(("change", "match"), [
+    ({"layout": 99}, r"layout 99.*reads layouts 1 and 2.*force"),
+    ({"skipped": [{"step": "evaluate", "alpha": 4}]}, r"unreadable.*missing keys.*force"),
+    ({"skipped": [{"step": "evaluate", "source": "m", "sample": "s", "alpha": "4",
+                   "reason": "r"}]}, r"unreadable.*alpha must be an integer"),
+    ({"skipped": {"a": 1}}, r"unreadable.*must be a list"),
+])
+def test_study_file_of_unknown_layout_or_bad_records_refused(micro_study, tmp_path, change,
+                                                             match):
+    from twinsr.study.pipeline import _Log, _prepare_folder
+
+    out, _, _ = micro_study
+    meta = json.loads((out / "study.json").read_text())
+    (tmp_path / "study.json").write_text(json.dumps({**meta, **change}))
+    with pytest.raises(ConfigError, match=match):
+        _prepare_folder(_micro_config(out.parent), tmp_path, False, _Log(None))
+
+
+def test_skip_record_round_trip_and_errors():
+    from twinsr.study.records import SkipRecord, skip_records
+
+    r = SkipRecord("evaluate", "measured", "a.b", 8, "too small", method="N_bin")
+    assert r.message == "measured/a.b α=8 N_bin: too small"
+    assert skip_records([r.to_dict()]) == [r]
+    assert json.loads(json.dumps(r.to_dict())) == r.to_dict()
+    with pytest.raises(ConfigError, match=r"unknown keys \['colour'\]"):
+        SkipRecord.from_dict({**r.to_dict(), "colour": "red"})
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        SkipRecord.from_dict(["evaluate"])
+    with pytest.raises(ConfigError, match="alpha must be an integer"):
+        SkipRecord.from_dict({**r.to_dict(), "alpha": True})
 
 
 def test_different_study_in_folder_refused_unless_force(micro_study, tmp_path):
@@ -261,7 +484,8 @@ def test_different_study_in_folder_refused_unless_force(micro_study, tmp_path):
     (fake / "runs").mkdir()
     (fake / "results.csv").write_text("x")
     (fake / "mine.txt").write_text("kept")
-    _prepare_folder(other, fake, True, _Log(None))
+    meta, skips = _prepare_folder(other, fake, True, _Log(None))
+    assert skips == [] and meta["seed"] == 5
     assert not (fake / "runs").exists() and not (fake / "results.csv").exists()
     assert (fake / "mine.txt").exists()
     assert json.loads((fake / "study.json").read_text())["seed"] == 5
@@ -288,8 +512,12 @@ def test_unreadable_study_file_refused_unless_force(tmp_path):
     cfg = StudyConfig.preset("micro", device="cpu")
     with pytest.raises(ConfigError, match=r"unreadable.*force"):
         _prepare_folder(cfg, tmp_path, False, _Log(None))
-    meta = _prepare_folder(cfg, tmp_path, True, _Log(None))
-    assert meta["first_started"] == meta["started"]
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "notes.txt").write_text("mine")
+    meta, skips = _prepare_folder(cfg, tmp_path, True, _Log(None))
+    assert meta["first_started"] == meta["started"] and skips == []
+    # the unknown study's outputs are not reused as this one's; other files are kept
+    assert not (tmp_path / "runs").exists() and (tmp_path / "notes.txt").exists()
     assert json.loads((tmp_path / "study.json").read_text())["seed"] == cfg.seed
 
 
@@ -303,3 +531,73 @@ def test_figure_names_keep_dots_in_sample_names(tmp_path):
     assert sorted(p.name for p in paths) == ["error_slices__measured__a.b.pdf",
                                              "error_slices__measured__a.b.png"]
     assert all(p.exists() for p in paths)
+
+
+# ----------------------------------------------------------------------------- no silent fallbacks
+
+
+def test_unreadable_training_history_warns(tmp_path):
+    from twinsr.exceptions import StudyWarning
+    from twinsr.study.pipeline import _histories
+
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.mkdir()
+    bad.mkdir()
+    (good / "history.csv").write_text("epoch,train_loss\n1,0.5\n")
+    (bad / "history.csv").write_text("")
+    with pytest.warns(StudyWarning, match=r"history.csv is unreadable.*N_bad is left out"):
+        hist = _histories({"N_good": good, "N_bad": bad})
+    assert list(hist) == ["N_good"]
+
+
+def test_unreadable_steps_file_warns_and_is_replaced(tmp_path):
+    from twinsr.exceptions import StudyWarning
+    from twinsr.study.pipeline import _Log, _record_steps
+
+    log = _Log(None)
+    log.mark("table", "done", 0.5)
+    meta = {"started": "2024-01-01T00:00:00Z"}
+    _record_steps(tmp_path, meta, 1.0, log)
+    _record_steps(tmp_path, meta, 2.0, log)
+    runs = json.loads((tmp_path / "steps.json").read_text())["runs"]
+    assert [r["seconds"] for r in runs] == [1.0, 2.0] and runs[0]["steps"] == {"table": "done"}
+    (tmp_path / "steps.json").write_text('{"runs": 3}')
+    with pytest.warns(StudyWarning, match=r"steps.json is unreadable.*replaced"):
+        _record_steps(tmp_path, meta, 3.0, log)
+    assert [r["seconds"] for r in json.loads((tmp_path / "steps.json").read_text())["runs"]] \
+        == [3.0]
+
+
+def test_calibration_figure_failure_warns_but_a_bug_propagates(tmp_path, monkeypatch):
+    import twinsr.stochastic
+    from twinsr.exceptions import StudyWarning
+    from twinsr.study.pipeline import _calibration_figure
+
+    def disk_full(res, path):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(twinsr.stochastic, "plot_calibration", disk_full)
+    with pytest.warns(StudyWarning, match=r"calibration figure of berea not written.*space"):
+        _calibration_figure(None, tmp_path / "c.png", "berea")
+
+    def bug(res, path):
+        raise AttributeError("no such attribute")
+
+    monkeypatch.setattr(twinsr.stochastic, "plot_calibration", bug)
+    with pytest.raises(AttributeError):
+        _calibration_figure(None, tmp_path / "c.png", "berea")
+
+
+def test_unusable_stored_reference_is_computed_again(tmp_path):
+    from twinsr.metrics import PhaseTortuosity
+    from twinsr.study.pipeline import _load_reference, _Log, _save_reference
+
+    lines: list[str] = []
+    log = _Log(lines.append)
+    ref = [{"pore": PhaseTortuosity("pore", 1.2, float("inf"), False)}]
+    path = tmp_path / "r.json"
+    _save_reference(path, ref)
+    assert _load_reference(path, 1, log) == ref
+    assert _load_reference(path, 2, log) is None and "holds 1 sub-volumes, not 2" in lines[-1]
+    path.write_text("[{\"pore\": 3}]")
+    assert _load_reference(path, 1, log) is None and "unreadable" in lines[-1]

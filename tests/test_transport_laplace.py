@@ -187,3 +187,47 @@ def test_cuda_backend_matches_numba() -> None:
     assert b.device.startswith("cuda") and b.converged
     np.testing.assert_allclose(b.field, a.field, atol=1e-5)
     assert abs(b.flux - a.flux) / a.flux < 1e-6
+
+
+@pytest.mark.parametrize("tol, key", [(1e-6, "float32"), (1e-8, "float64")])
+def test_memory_per_voxel_is_the_stated_constant(tol: float, key: str) -> None:
+    """The measured tracemalloc peak of a 128^3 solve is within 10 % below the constant that the
+    memory check and the docs use (an open block: the arrays are bounding-box sized, so the peak
+    does not depend on the geometry, and it converges at once)."""
+    import tracemalloc
+
+    from twinsr.transport.laplace import LAPLACE_BYTES_PER_VOXEL, laplace_bytes_per_voxel
+
+    n = 128
+    im = np.zeros((n, n, n), np.uint8)
+    solve_laplace(im[:72, :72, :72], phase="pore", tol=tol, device="cpu")  # JIT + thread pool
+    tracemalloc.start()
+    try:
+        base, _ = tracemalloc.get_traced_memory()
+        sol = solve_laplace(im, phase="pore", tol=tol, device="cpu")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    per_voxel = (peak - base) / im.size
+    assert laplace_bytes_per_voxel(tol) == LAPLACE_BYTES_PER_VOXEL[key]
+    assert 0.9 * LAPLACE_BYTES_PER_VOXEL[key] <= per_voxel <= LAPLACE_BYTES_PER_VOXEL[key], per_voxel
+    assert sol.converged
+
+
+def test_memory_check_uses_the_constant(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The solve is refused before allocating when constant x voxels exceeds what is available."""
+    import twinsr._validation as validation
+    from twinsr.exceptions import MemoryBudgetError
+    from twinsr.transport.laplace import LAPLACE_BYTES_PER_VOXEL
+
+    im = np.zeros((20, 10, 10), np.uint8)
+    need = im.size * LAPLACE_BYTES_PER_VOXEL["float32"]
+    monkeypatch.setattr(validation, "available_memory_bytes", lambda: need - 1)
+    with pytest.raises(MemoryBudgetError, match="Laplace solve"):
+        solve_laplace(im, phase="pore", device="cpu")
+    monkeypatch.setattr(validation, "available_memory_bytes", lambda: need)
+    assert solve_laplace(im, phase="pore", device="cpu").converged
+    monkeypatch.setattr(validation, "available_memory_bytes",
+                        lambda: im.size * LAPLACE_BYTES_PER_VOXEL["float64"] - 1)
+    with pytest.raises(MemoryBudgetError, match="Laplace solve"):
+        solve_laplace(im, phase="pore", tol=1e-8, device="cpu")

@@ -108,3 +108,40 @@ def test_resolve_device() -> None:
     assert v.resolve_device("auto") in ("cpu", "cuda")
     with pytest.raises(VolumeError, match="device"):
         v.resolve_device("tpu")
+
+
+def test_check_int_bounds_bools_and_error_class() -> None:
+    from twinsr._validation import check_int
+    from twinsr.exceptions import ConfigError, VolumeError
+
+    assert check_int(np.int32(5), "n", minimum=1, maximum=5) == 5
+    assert isinstance(check_int(np.int64(2), "n"), int)
+    with pytest.raises(VolumeError, match=r"`n` must be an integer >= 1, got 0"):
+        check_int(0, "n", minimum=1)
+    with pytest.raises(ConfigError, match=r"`lag` must be an integer in 1\.\.9 for a box, got 10"):
+        check_int(10, "lag", minimum=1, maximum=9, context=" for a box", error=ConfigError)
+    with pytest.raises(VolumeError, match="got True"):
+        check_int(True, "n")
+    with pytest.raises(VolumeError, match=r"got 2\.0"):
+        check_int(2.0, "n", maximum=3)
+
+
+def test_check_positive_hint_and_error_class() -> None:
+    from twinsr._validation import check_positive
+    from twinsr.exceptions import ConfigError, VolumeError
+
+    assert check_positive("0.5", "g") == 0.5
+    assert check_positive(0, "g", allow_zero=True) == 0.0
+    with pytest.raises(ConfigError, match=r"`nu` must be finite and > 0 \(threshold\), got -1"):
+        check_positive(-1, "nu", hint="threshold", error=ConfigError)
+    with pytest.raises(VolumeError, match="must be a number, got 'x'"):
+        check_positive("x", "g")
+    with pytest.raises(VolumeError, match="finite"):
+        check_positive(float("inf"), "g")
+
+
+def test_phase_names_are_the_labels() -> None:
+    from twinsr._validation import PHASE_NAMES, check_phase
+
+    assert [check_phase(n) for n in PHASE_NAMES] == [0, 1]
+    assert [check_phase(str(i)) for i in range(2)] == [0, 1]

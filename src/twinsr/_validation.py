@@ -11,14 +11,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from twinsr.exceptions import MemoryBudgetError, VolumeError
+from twinsr.exceptions import MemoryBudgetError, TwinsrError, VolumeError
 
 __all__ = [
+    "PHASE_NAMES",
+    "SUPPORTED_ALPHAS",
     "as_binary_volume",
     "available_memory_bytes",
     "check_alpha",
     "check_axis",
     "check_finite",
+    "check_int",
     "check_memory",
     "check_phase",
     "check_positive",
@@ -28,6 +31,7 @@ __all__ = [
 ]
 
 SUPPORTED_ALPHAS = (2, 4, 8)
+PHASE_NAMES = ("pore", "solid")  # PHASE_NAMES[label]: label 0 is pore, 1 is solid
 
 
 def check_volume(im: object, name: str = "im", *, ndim: int = 3) -> np.ndarray:
@@ -134,10 +138,9 @@ def check_phase(phase: object) -> int:
     """Return the phase label 0 (pore) or 1 (solid). Accepts 0/1 and 'pore'/'solid'."""
     if isinstance(phase, str):
         key = phase.strip().lower()
-        if key in ("pore", "0"):
-            return 0
-        if key in ("solid", "1"):
-            return 1
+        for label, name in enumerate(PHASE_NAMES):
+            if key in (name, str(label)):
+                return label
     elif isinstance(phase, (int, np.integer)) and not isinstance(phase, bool) and phase in (0, 1):
         return int(phase)
     raise VolumeError(f"`phase` must be 0/'pore' or 1/'solid', got {phase!r}")
@@ -160,15 +163,83 @@ def check_alpha(alpha: object, *, allowed: Sequence[int] | None = SUPPORTED_ALPH
     return a
 
 
-def check_positive(value: object, name: str, *, allow_zero: bool = False) -> float:
-    """Return ``value`` as float; raise if it is not a finite number > 0 (>= 0 with allow_zero)."""
+def check_positive(value: object, name: str, *, allow_zero: bool = False, hint: str | None = None,
+                   error: type[TwinsrError] = VolumeError) -> float:
+    """Return ``value`` as float; raise if it is not a finite number > 0 (>= 0 with allow_zero).
+
+    Parameters
+    ----------
+    value : object
+        The value to check.
+    name : str
+        Argument name used in the message.
+    allow_zero : bool
+        Accept 0.
+    hint : str, optional
+        What the value means (e.g. "voxel edge length in micrometres"), shown in the message.
+    error : TwinsrError subclass
+        Raised on failure (VolumeError by default; ConfigError for model parameters).
+
+    Raises
+    ------
+    TwinsrError
+        ``error``, naming ``name``, the expectation and the value found.
+
+    Examples
+    --------
+    >>> check_positive("2.5", "gamma")
+    2.5
+    """
+    what = f" ({hint})" if hint else ""
     try:
         v = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError) as exc:
-        raise VolumeError(f"`{name}` must be a number, got {value!r}") from exc
+        raise error(f"`{name}` must be a number{what}, got {value!r}") from exc
     if not np.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
-        raise VolumeError(f"`{name}` must be finite and {bound}, got {value!r}")
+        raise error(f"`{name}` must be finite and {bound}{what}, got {value!r}")
+    return v
+
+
+def check_int(value: object, name: str, *, minimum: int | None = None, maximum: int | None = None,
+              context: str = "", error: type[TwinsrError] = VolumeError) -> int:
+    """Return ``value`` as an int (bools refused) within [``minimum``, ``maximum``].
+
+    Parameters
+    ----------
+    value : object
+        The value to check.
+    name : str
+        Argument name used in the message.
+    minimum, maximum : int, optional
+        Inclusive bounds.
+    context : str
+        Appended to the bound in the message (e.g. " for an image of shape (32, 32, 32)").
+    error : TwinsrError subclass
+        Raised on failure (VolumeError by default, ConfigError for options of a model or run).
+
+    Raises
+    ------
+    TwinsrError
+        ``error``, naming ``name``, the bounds and the value found.
+
+    Examples
+    --------
+    >>> check_int(3, "n", minimum=1), check_int(np.int64(0), "seed", minimum=0)
+    (3, 0)
+    """
+    if minimum is not None and maximum is not None:
+        bound = f" in {minimum}..{maximum}"
+    elif minimum is not None:
+        bound = f" >= {minimum}"
+    else:
+        bound = f" <= {maximum}" if maximum is not None else ""
+    ok = not isinstance(value, bool) and isinstance(value, (int, np.integer))
+    if ok:
+        v = int(value)  # type: ignore[arg-type]
+        ok = (minimum is None or v >= minimum) and (maximum is None or v <= maximum)
+    if not ok:
+        raise error(f"`{name}` must be an integer{bound}{context}, got {value!r}")
     return v
 
 

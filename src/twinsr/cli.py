@@ -140,6 +140,7 @@ def tortuosity(
     import math
     import warnings
 
+    from twinsr._validation import PHASE_NAMES
     from twinsr.exceptions import VolumeError
     from twinsr.io import read_volume
     from twinsr.transport import effective_tortuosity, geodesic_tortuosity
@@ -158,7 +159,7 @@ def tortuosity(
     notes: list[str] = []
     for ph in phases:
         for ax in axes:
-            name = ("pore", "solid")[ph]
+            name = PHASE_NAMES[ph]
             with warnings.catch_warnings(record=True) as caught, \
                     progress_bar(f"{name} axis {ax}", total=None) as bar:
                 warnings.simplefilter("always")
@@ -210,14 +211,12 @@ def diffusion(
     """Write the diffusion image (channel 0 pore solution, channel 1 solid solution)."""
     import warnings
 
-    from twinsr.io import read_metadata, read_volume, write_volume
+    from twinsr.io import read_volume, write_volume
     from twinsr.transport import diffusion_channels
 
-    im = read_volume(image, key=key)
-    try:
-        voxel_size = read_metadata(image, key=key).get("voxel_size")
-    except Exception:  # metadata is optional; the volume itself was readable
-        voxel_size = None
+    # one read: a damaged sidecar or metadata block is an error (VolumeFileError naming it)
+    im, meta = read_volume(image, key=key, return_metadata=True)
+    voxel_size = meta.get("voxel_size")
     with warnings.catch_warnings(record=True) as caught, \
             progress_bar("diffusion (pore, then solid)", total=None) as bar:
         warnings.simplefilter("always")
@@ -254,26 +253,34 @@ def calibrate(
         "--key", help="Array name inside .npz/.h5/.zarr.")] = None,
 ) -> None:
     """Fit the chi-square excursion model (nu, gamma, covariance family) to a binary volume."""
+    import warnings
     from pathlib import Path
 
     from rich.console import Console
     from rich.table import Table
 
     from twinsr._atomic import atomic_write_text
-    from twinsr.io import read_metadata, read_volume
+    from twinsr.exceptions import ConfigError
+    from twinsr.io import read_volume
     from twinsr.stochastic import calibrate as _calibrate
     from twinsr.stochastic import plot_calibration
+    from twinsr.stochastic.excursion import isotropic_voxel_size
 
-    im = read_volume(image, key=key)
-    if voxel_size is None:
+    # one read: a damaged sidecar or metadata block is an error (VolumeFileError naming it)
+    im, meta = read_volume(image, key=key, return_metadata=True)
+    if voxel_size is None and meta.get("voxel_size") is not None:
         try:
-            vs = read_metadata(image, key=key).get("voxel_size")
-        except Exception:  # metadata is optional; the volume itself was readable
-            vs = None
-        if vs is not None and max(vs) - min(vs) <= 1e-6 * max(vs):
-            voxel_size = float(vs[0])
-    res = _calibrate(im, covariance=covariance, max_lag=max_lag, voxel_size=voxel_size,
-                     excursion_phase=excursion_phase)
+            voxel_size = isotropic_voxel_size(meta["voxel_size"])
+        except ConfigError:
+            typer.secho(f"warning: {image} has anisotropic voxels {meta['voxel_size']}; the model "
+                        "records no voxel size (pass --voxel-size EDGE_UM to set one)", err=True,
+                        fg=typer.colors.YELLOW)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = _calibrate(im, covariance=covariance, max_lag=max_lag, voxel_size=voxel_size,
+                         excursion_phase=excursion_phase)
+    for w in caught:
+        typer.secho(f"warning: {w.message}", err=True, fg=typer.colors.YELLOW)
     p = Path(out)
     p.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(p, json.dumps(res.to_dict(), indent=2) + "\n")
@@ -288,6 +295,8 @@ def calibrate(
     if res.model.gamma_physical is not None:
         table.add_row("gamma (1/um)", f"{res.model.gamma_physical:.5g}")
     table.add_row("rms residual", f"{res.residual:.3g}")
+    if res.gamma_at_bound:
+        table.add_row("gamma on search bound", "yes: unreliable fit (see the warning)")
     for fam, r in res.residuals_by_family.items():
         table.add_row(f"  rms {fam}", f"{r:.3g} (gamma {res.gammas_by_family[fam]:.4g})")
     if len(res.residuals_by_phase) > 1:
@@ -344,7 +353,8 @@ def database(
     split: Annotated[str, typer.Option("--split", help="train,val,test counts.")] = "7,2,1",
     seed: Annotated[int, typer.Option("--seed", help="Master seed.")] = 0,
     axis: Annotated[int, typer.Option("--axis", help="Transport axis of the diffusion "
-                                                     "channels.")] = 0,
+                                                     "channels (networks trained on the "
+                                                     "database record it).")] = 0,
     no_diffusion: Annotated[bool, typer.Option("--no-diffusion", help="Skip the diffusion "
                                                                       "channels.")] = False,
     workers: Annotated[int, typer.Option("--workers", help="Parallel worker processes.")] = 1,
@@ -388,10 +398,11 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in OUT.")] = False,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda[:N].")] = "auto",
     targets: Annotated[str | None, typer.Option("--targets", help="morph (default) or "
-                                                "morph+diffu (also the HR solution).")] = None,
+                                                "morph+diffu (also the HR solution; needs a "
+                                                "database built with --hr-diffusion).")] = None,
 ) -> None:
     """Train a super-resolution network (+ threshold) on a database; resumable."""
-    from twinsr.sr import TrainConfig
+    from twinsr.sr import TrainConfig, load_model
     from twinsr.sr import train as train_fn
 
     cfg = TrainConfig.from_yaml(config, base=preset) if config else TrainConfig.preset(preset)
@@ -407,7 +418,8 @@ def train(
 
         res = train_fn(database, alpha=alpha, inputs=inputs, out_dir=out, config=cfg,
                        init_from=init_from, resume=resume, device=device, progress=prog)
-    echo_json({"bundle": str(res.bundle_path), "epochs_run": res.epochs_run,
+    spec = load_model(res.bundle_path).spec
+    echo_json({"bundle": str(res.bundle_path), "spec": spec.to_dict(), "epochs_run": res.epochs_run,
                "best_epoch": res.best_epoch, "best_val_loss": res.best_val_loss,
                "stopped_early": res.stopped_early, "threshold": res.threshold,
                "seconds": round(res.seconds, 1), "device": res.device,
@@ -423,7 +435,9 @@ def superresolve(
     probabilities: Annotated[bool, typer.Option("--probabilities", help="Write float32 "
                                                 "probabilities of solid.")] = False,
     tile: Annotated[int, typer.Option("--tile", help="LR tile edge in voxels.")] = 64,
-    axis: Annotated[int, typer.Option("--axis", help="Transport axis (diffu models).")] = 0,
+    axis: Annotated[int | None, typer.Option(
+        "--axis", help="Transport axis of the diffusion channels; default the model's own "
+                       "(refused if it disagrees).")] = None,
     key: Annotated[str | None, typer.Option("--key", help="Dataset key in the input "
                                                              "file.")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda[:N].")] = "auto",
@@ -442,6 +456,7 @@ def superresolve(
     from twinsr.sr import superresolve as sr_fn
 
     mdl = load_model(model)
+    mdl.spec.resolve_axis(axis)  # refuse a disagreeing --axis before reading anything
     vs = read_metadata(lr, key=key).get("voxel_size")
     if solution_out is not None and out.lower().rstrip("/").endswith(".zarr"):
         from twinsr.exceptions import ConfigError
@@ -455,7 +470,8 @@ def superresolve(
             path = superresolve_zarr(lr, mdl, out, chunk=tile, key=key, device=device,
                                      probabilities=probabilities, axis=axis, voxel_size=vs,
                                      progress=lambda d, t: bar.set(d, total=t))
-        echo_json({"output": str(path), "alpha": mdl.alpha, "threshold": mdl.threshold})
+        echo_json({"output": str(path), "alpha": mdl.alpha, "threshold": mdl.threshold,
+                   "transport_axis": mdl.transport_axis})
         return
     im = read_volume(lr, key=key)
     with progress_bar("superresolve", total=None) as bar:
@@ -467,12 +483,14 @@ def superresolve(
         res, sol = res
         write_volume(solution_out, sol, voxel_size=new_vs,
                      metadata={"alpha": mdl.alpha, "channels": ["pore", "solid"],
-                               "axis": mdl.metadata.get("transport_axis"), "source": str(lr)})
+                               "axis": mdl.transport_axis, "source": str(lr)})
     path = write_volume(out, res, voxel_size=new_vs,
                         metadata={"alpha": mdl.alpha, "inputs": mdl.inputs,
-                                  "threshold": mdl.threshold, "source": str(lr)})
+                                  "threshold": mdl.threshold, "spec": mdl.spec.to_dict(),
+                                  "source": str(lr)})
     echo_json({"output": str(path), "shape": res.shape, "dtype": str(res.dtype),
-               "alpha": mdl.alpha, "threshold": mdl.threshold})
+               "alpha": mdl.alpha, "threshold": mdl.threshold,
+               "transport_axis": mdl.transport_axis})
 
 
 # -- study (twinsr.study) --------------------------------------------------------------------

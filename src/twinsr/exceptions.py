@@ -9,11 +9,15 @@ from __future__ import annotations
 
 __all__ = [
     "BundleError",
+    "CalibrationWarning",
     "ConfigError",
     "ConvergenceWarning",
     "DatasetError",
+    "EmbeddingWarning",
     "MemoryBudgetError",
+    "ModelWarning",
     "NonPercolatingWarning",
+    "StudyWarning",
     "TwinsrError",
     "VolumeError",
     "VolumeFileError",
@@ -54,3 +58,23 @@ class NonPercolatingWarning(UserWarning):
 
 class ConvergenceWarning(UserWarning):
     """An iterative solver stopped at its iteration limit before reaching the tolerance."""
+
+
+class ModelWarning(UserWarning):
+    """A model is used outside the conditions it was trained or checked for, and the result may
+    differ from what the user expects: tiles overlapping less than the receptive field, transfer
+    learning from a network of another α or transport axis, an old bundle whose transport axis
+    had to be assumed."""
+
+
+class StudyWarning(UserWarning):
+    """A study could not write an optional output (a figure, a training curve) or had to
+    replace an unreadable bookkeeping file; the study goes on and its results are unaffected."""
+
+
+class CalibrationWarning(UserWarning):
+    """A model fit is unreliable, e.g. its parameter landed on the edge of the search range."""
+
+
+class EmbeddingWarning(UserWarning):
+    """A random-field embedding misses its stated covariance accuracy ``tol``."""

@@ -15,19 +15,32 @@ suffix                    notes
 ``.raw``                  raw bytes + ``<stem>.json`` sidecar: ``shape``, ``dtype``,
                           ``byte_order`` (``"little"``/``"big"``), ``voxel_size``.
 ``.zarr``                 Zarr store (directory); array at the root or under ``key`` in a
-                          group; metadata in the array attributes.
+                          group; metadata in the array attributes. Zarr 3 (format v3) on
+                          Python >= 3.11, Zarr 2 (format v2) on Python 3.10: see
+                          :func:`create_zarr_array`.
 ``.h5`` / ``.hdf5``       HDF5; dataset ``key`` (default ``"image"``); metadata as attributes.
 ``builtin:NAME``          (read only) a volume shipped with twinsr, see :mod:`twinsr.datasets`.
 ========================  ==================================================================
 
 Voxel size is a length per voxel along (z, y, x) with a unit (default micrometre); it travels
 as metadata and never changes computations, which run in voxel units. All writes are atomic.
+
+Damaged files: every reader raises :class:`~twinsr.exceptions.VolumeFileError` naming the file for
+a truncated, zero-byte or garbled file, including a TIFF whose page offsets are invalid (tifffile
+would return an empty array) and metadata that is not valid JSON. Every volume written here also
+records its shape and dtype in its metadata; a file whose header was damaged so that it decodes to
+another shape or dtype is refused. Flipped bytes inside uncompressed voxel data cannot be detected
+(no format here carries a checksum of the data; compressed npz, zarr and h5 chunks usually fail to
+decompress).
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,11 +49,15 @@ from typing import Any
 import numpy as np
 
 from twinsr._atomic import atomic_path
-from twinsr.exceptions import TwinsrError, VolumeError, VolumeFileError
+from twinsr._validation import check_memory
+from twinsr.exceptions import MemoryBudgetError, TwinsrError, VolumeError, VolumeFileError
 
 __all__ = [
     "SUPPORTED_SUFFIXES",
     "VolumeInfo",
+    "create_zarr_array",
+    "normalize_voxel_size",
+    "pick_array_key",
     "read_metadata",
     "read_volume",
     "volume_info",
@@ -51,6 +68,9 @@ log = logging.getLogger(__name__)
 
 SUPPORTED_SUFFIXES = (".tif", ".tiff", ".npy", ".npz", ".raw", ".zarr", ".h5", ".hdf5")
 _META_KEY = "twinsr_metadata"
+_ARRAY_KEY = "twinsr_array"  # {"shape": [...], "dtype": "uint8"}: written with every volume
+_DEFLATE = (8, 32946)  # TIFF compression codes of zlib / deflate
+_DEFLATE_MAX_RATIO = 1032  # deflate cannot expand a byte of input into more than ~1032 bytes
 PathLike = str | os.PathLike[str]
 
 
@@ -64,7 +84,19 @@ def _suffix(path: Path) -> str:
     return suffix
 
 
-def _normalize_voxel_size(voxel_size: object) -> tuple[float, float, float] | None:
+def normalize_voxel_size(voxel_size: object) -> tuple[float, float, float] | None:
+    """A voxel size as a (z, y, x) tuple of positive floats (a number means cubic voxels), or None.
+
+    Raises
+    ------
+    VolumeError
+        Not a number or three numbers, or not positive and finite.
+
+    Examples
+    --------
+    >>> normalize_voxel_size(0.5), normalize_voxel_size([1, 2, 2]), normalize_voxel_size(None)
+    ((0.5, 0.5, 0.5), (1.0, 2.0, 2.0), None)
+    """
     if voxel_size is None:
         return None
     if isinstance(voxel_size, (int, float, np.integer, np.floating)):
@@ -118,8 +150,11 @@ def read_volume(path: PathLike, *, key: str | None = None,
     Raises
     ------
     VolumeFileError
-        Missing, unreadable or truncated file, unknown format, missing key, a ``.raw`` whose
-        size disagrees with its sidecar.
+        Missing, unreadable, truncated or damaged file (naming it), unknown format, missing key,
+        a ``.raw`` whose size disagrees with its sidecar, metadata (sidecar or embedded) that is
+        not valid JSON, a header that decodes to another shape or dtype than was written.
+    MemoryBudgetError
+        The array would not fit in memory (checked before reading where the header tells).
 
     Examples
     --------
@@ -139,6 +174,17 @@ def read_metadata(path: PathLike, *, key: str | None = None) -> dict[str, Any]:
     dict
         ``voxel_size`` ((z, y, x) floats or None), ``unit`` and whatever ``metadata`` was
         written with :func:`write_volume` (e.g. model parameters, seed, twinsr version).
+
+    Raises
+    ------
+    VolumeFileError
+        As :func:`read_volume` for what can be seen without the voxels (a file cut inside its
+        header or index, metadata that is not valid JSON naming the sidecar or file).
+
+    Examples
+    --------
+    >>> read_metadata("builtin:fiberform_puma")["voxel_size"]
+    (1.3, 1.3, 1.3)
     """
     return _read(path, key, load=False)[1]
 
@@ -155,18 +201,49 @@ def _read(path: PathLike, key: str | None, *, load: bool) -> tuple[np.ndarray | 
     if not p.exists():
         raise VolumeFileError(f"no such file: {p}")
     try:
-        return _READERS[suffix](p, key, load)
+        arr, meta = _READERS[suffix](p, key, load)
     except TwinsrError:
         raise
+    except MemoryError as exc:
+        raise MemoryBudgetError(f"reading {p} needs more memory than is available ({exc}); if "
+                                "the file is much smaller than that, its header is damaged") from exc
     except Exception as exc:
         raise VolumeFileError(
             f"cannot read {p} as {suffix} ({type(exc).__name__}: {exc}); "
             "the file may be truncated or not a valid volume"
         ) from exc
+    declared = meta.pop(_ARRAY_KEY, None)
+    if arr is not None and declared is not None:
+        arr = _check_declared(arr, declared, p)
+    return arr, meta
 
 
-def _pick_key(names: list[str], key: str | None, where: Path) -> str:
-    """The array to read: ``key``, else ``"image"``, else the only array present."""
+def _check_declared(arr: np.ndarray, declared: Any, p: Path) -> np.ndarray:
+    """The array as its metadata says it was written (shape and dtype), or VolumeFileError."""
+    try:
+        shape = tuple(int(s) for s in declared["shape"])
+        dtype = np.dtype(declared["dtype"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise VolumeFileError(f"cannot read {p}: its metadata entry {_ARRAY_KEY!r} is damaged "
+                              f"({declared!r}); restore the file from its source") from exc
+    squeezed = tuple(s for s in arr.shape if s != 1) == tuple(s for s in shape if s != 1)
+    if arr.dtype != dtype or not squeezed:
+        raise VolumeFileError(
+            f"cannot read {p}: the file is damaged (it was written as shape {shape} {dtype.name} "
+            f"but its header now decodes to shape {arr.shape} {arr.dtype.name}); restore it from "
+            "its source"
+        )
+    return arr.reshape(shape)  # formats that drop axes of length 1 (ImageJ TIFF) get them back
+
+
+def pick_array_key(names: list[str], key: str | None, where: Path) -> str:
+    """The array to read: ``key``, else ``"image"``, else the only array present.
+
+    Raises
+    ------
+    VolumeFileError
+        Several arrays and no ``key``, or no array named ``key``.
+    """
     k = key or ("image" if "image" in names else (names[0] if len(names) == 1 else None))
     if k is None:
         raise VolumeFileError(f"{where} holds arrays {names}; choose one with key=... (CLI: --key)")
@@ -175,22 +252,37 @@ def _pick_key(names: list[str], key: str | None, where: Path) -> str:
     return k
 
 
-def _meta_from(obj: Any) -> dict[str, Any]:
+def _meta_from(obj: Any, where: str, fix: str) -> dict[str, Any]:
+    """Parse stored metadata (a JSON object, as text or already decoded).
+
+    ``where`` names the metadata in messages (e.g. "sidecar a.npy.json"), ``fix`` says what to do.
+    Raises VolumeFileError for text that is not JSON, JSON that is not an object, or an invalid
+    ``voxel_size``.
+    """
     if obj is None:
         return {"voxel_size": None}
     if isinstance(obj, (bytes, np.bytes_)):
-        obj = obj.decode()
+        try:
+            obj = bytes(obj).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise VolumeFileError(f"{where} is not UTF-8 text ({exc}); {fix}") from exc
     if isinstance(obj, str):
         try:
             obj = json.loads(obj)
-        except json.JSONDecodeError:
-            return {"voxel_size": None}
+        except json.JSONDecodeError as exc:
+            raise VolumeFileError(f"{where} is not valid JSON ({exc}); {fix}") from exc
     if not isinstance(obj, dict):
-        return {"voxel_size": None}
+        raise VolumeFileError(f"{where} must be a JSON object, got {type(obj).__name__}; {fix}")
     meta = dict(obj)
-    vs = meta.get("voxel_size")
-    meta["voxel_size"] = tuple(float(v) for v in vs) if vs is not None else None
+    try:
+        meta["voxel_size"] = normalize_voxel_size(meta.get("voxel_size"))
+    except VolumeError as exc:
+        raise VolumeFileError(f"{where} holds an invalid voxel_size: {exc}; {fix}") from exc
     return meta
+
+
+def _damaged(p: Path) -> str:
+    return f"the file is damaged; restore {p.name} from its source or rewrite it"
 
 
 _Read = tuple[np.ndarray | None, dict[str, Any]]
@@ -200,24 +292,116 @@ def _read_tiff(p: Path, key: str | None, load: bool) -> _Read:
     import tifffile
 
     errors: list[str] = []
+    warned: list[str] = []
 
     class _Collect(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            if record.levelno >= logging.ERROR:
-                errors.append(record.getMessage())
+            (errors if record.levelno >= logging.ERROR else warned).append(record.getMessage())
 
-    handler = _Collect()
+    handler = _Collect(level=logging.WARNING)
     tiff_log = logging.getLogger("tifffile")
     tiff_log.addHandler(handler)
     try:
         with tifffile.TiffFile(p) as tif:
+            _check_tiff_structure(tif, p, errors + warned)
+            meta = _tiff_meta(tif, p)
             arr = _tiff_array(tif) if load else None
-            meta = _tiff_meta(tif)
     finally:
         tiff_log.removeHandler(handler)
     if errors:  # tifffile recovers from damaged files by returning partial data: refuse it
         raise VolumeFileError(f"cannot read {p}: damaged or truncated TIFF ({errors[0]})")
+    if arr is not None and arr.size == 0:
+        raise VolumeFileError(f"cannot read {p}: damaged or truncated TIFF (empty image data)")
     return arr, meta
+
+
+def _check_tiff_structure(tif: Any, p: Path, messages: list[str]) -> None:
+    """Refuse what tifffile would read as an empty, partial, misplaced or impossible image."""
+    series = tif.series
+    if not series or 0 in series[0].shape:
+        why = "; ".join(messages) or "no image data"
+        raise VolumeFileError(f"cannot read {p}: damaged or truncated TIFF ({why})")
+    size = p.stat().st_size
+    if tiff_extent(tif) > size:
+        raise VolumeFileError(f"cannot read {p}: truncated TIFF (its structure reaches beyond "
+                              f"the end of the file, {size} bytes)")
+    if _tiff_strips_overlap(tif):
+        raise VolumeFileError(f"cannot read {p}: damaged TIFF (an image strip offset points into "
+                              "another strip or into the header)")
+    pages = [pg for pg in series[0].pages if pg is not None]
+    # one image in the file: its pages, read in full (not as frames of page 0), must agree
+    whole = list(tif.pages) if len(pages) == len(tif.pages) else []
+    if len({(pg.compression, pg.predictor, pg.dtype) for pg in whole
+            if hasattr(pg, "predictor")}) > 1:
+        raise VolumeFileError(f"cannot read {p}: damaged TIFF (the pages of one image disagree in "
+                              "compression, predictor or sample type)")
+    _check_tiff_sizes(series[0], pages, p)
+    tag = tif.pages[0].tags.get(270)  # ImageDescription
+    raw = tag.value if tag is not None else None
+    text = raw.decode("latin-1") if isinstance(raw, bytes) else (raw or "")
+    ours = text.lstrip().startswith("{") or text.startswith("ImageJ=") or _META_KEY in text
+    if ours and not (tif.is_shaped or tif.is_imagej):
+        raise VolumeFileError(f"cannot read {p}: damaged TIFF (its image description "
+                              f"{text[:40]!r}... cannot be parsed); restore it from its source")
+
+
+def _check_tiff_sizes(s: Any, pages: list[Any], p: Path) -> None:
+    """The image the header describes must fit in its strips, and in memory."""
+    needed = math.prod(s.shape) * s.dtype.itemsize
+    held = sum(int(b) for pg in pages for b in pg.databytecounts)
+    what = f"its header describes {s.shape} {s.dtype.name} = {needed} bytes"
+    if pages and all(pg.compression == 1 for pg in pages):  # uncompressed: strips hold the bytes
+        if held < needed:
+            raise VolumeFileError(f"cannot read {p}: damaged TIFF ({what}, its image strips hold "
+                                  f"{held} bytes)")
+    elif pages and all(pg.compression in _DEFLATE for pg in pages):
+        if needed > _DEFLATE_MAX_RATIO * held + 4096:
+            raise VolumeFileError(f"cannot read {p}: damaged TIFF ({what}, more than its {held} "
+                                  "bytes of deflate data can hold)")
+    check_memory(needed, f"reading {p} ({s.shape} {s.dtype.name} by its header; if the file is "
+                         "much smaller, the header is damaged)")
+
+
+def _tiff_layout(tif: Any) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """(image strips, structures) as (start, end) byte ranges: strips and tiles with data, and
+    the IFDs with their out-of-line tag values. Pages loaded as light-weight frames have no tags.
+    """
+    fmt = tif.tiff
+    strips: list[tuple[int, int]] = []
+    structs: list[tuple[int, int]] = [(0, 8)]
+    for pg in tif.pages:
+        tags = getattr(pg, "tags", None)
+        if tags is not None:
+            structs.append((pg.offset, pg.offset + fmt.tagnosize + len(tags) * fmt.tagsize
+                            + fmt.offsetsize))
+            structs += [(t.valueoffset, t.valueoffset + t.valuebytecount) for t in tags.values()
+                        if t.valuebytecount > fmt.offsetsize]  # values stored outside the IFD
+        strips += [(int(o), int(o) + int(b)) for o, b in zip(pg.dataoffsets, pg.databytecounts,
+                                                              strict=False) if int(b) > 0]
+    return strips, structs
+
+
+def tiff_extent(tif: Any) -> int:
+    """End (bytes) of the last structure a TIFF references: IFDs, tag values and image strips.
+
+    Bytes past it are unused (e.g. alignment); a file shorter than it is truncated.
+    """
+    strips, structs = _tiff_layout(tif)
+    return max(end for _, end in strips + structs)
+
+
+def _tiff_strips_overlap(tif: Any) -> bool:
+    """Whether an image strip overlaps another strip or a header structure (a damaged offset)."""
+    strips, structs = _tiff_layout(tif)
+    strips.sort()
+    if any(a[1] > b[0] for a, b in itertools.pairwise(strips)):
+        return True
+    starts = [a for a, _ in strips]
+    for s0, s1 in structs:
+        i = bisect.bisect_right(starts, s0) - 1  # the last strip starting at or before s0
+        if (i >= 0 and strips[i][1] > s0) or (i + 1 < len(strips) and strips[i + 1][0] < s1):
+            return True
+    return False
 
 
 def _tiff_array(tif: Any) -> np.ndarray:
@@ -228,12 +412,17 @@ def _tiff_array(tif: Any) -> np.ndarray:
     return tif.asarray()
 
 
-def _tiff_meta(tif: Any) -> dict[str, Any]:
+def _tiff_meta(tif: Any, p: Path) -> dict[str, Any]:
     ij = tif.imagej_metadata
+    where = f"the metadata of {p}"
     if not ij:
-        return _meta_from(tif.shaped_metadata[0].get(_META_KEY)) if tif.shaped_metadata \
-            else {"voxel_size": None}
-    meta = _meta_from(ij.get("Info"))
+        return _meta_from(tif.shaped_metadata[0].get(_META_KEY), where, _damaged(p)) \
+            if tif.shaped_metadata else {"voxel_size": None}
+    info = ij.get("Info")
+    if isinstance(info, str) and not info.lstrip().startswith("{"):
+        meta: dict[str, Any] = {"voxel_size": None, "imagej_info": info}  # written by other software
+    else:
+        meta = _meta_from(info, where, _damaged(p))
     spacing = ij.get("spacing")
     xres = tif.pages[0].tags.get("XResolution")
     yres = tif.pages[0].tags.get("YResolution")
@@ -245,17 +434,31 @@ def _tiff_meta(tif: Any) -> dict[str, Any]:
     return meta
 
 
-def _read_npy(p: Path, key: str | None, load: bool) -> _Read:
-    arr = np.load(p, allow_pickle=False) if load else None
+def _sidecar_meta(p: Path) -> dict[str, Any]:
     side = _sidecar(p)
-    return arr, (_meta_from(side.read_text()) if side.exists() else {"voxel_size": None})
+    if not side.exists():
+        return {"voxel_size": None}
+    return _meta_from(side.read_text(encoding="utf-8", errors="strict"),
+                      f"sidecar {side} (the metadata of {p.name})",
+                      f"repair it, or delete it to read {p.name} without metadata")
+
+
+def _read_npy(p: Path, key: str | None, load: bool) -> _Read:
+    meta = _sidecar_meta(p)
+    if load:
+        return np.load(p, allow_pickle=False), meta
+    # metadata only: map the file without reading voxels, so that a cut file is refused here too
+    mapped = np.load(p, mmap_mode="r", allow_pickle=False)
+    del mapped
+    return None, meta
 
 
 def _read_npz(p: Path, key: str | None, load: bool) -> _Read:
     with np.load(p, allow_pickle=False) as z:  # members are read lazily, on access
-        k = _pick_key([n for n in z.files if n != _META_KEY], key, p)
+        k = pick_array_key([n for n in z.files if n != _META_KEY], key, p)
         arr = z[k] if load else None
-        meta = _meta_from(str(z[_META_KEY])) if _META_KEY in z.files else {"voxel_size": None}
+        meta = _meta_from(str(z[_META_KEY]), f"the metadata of {p}", _damaged(p)) \
+            if _META_KEY in z.files else {"voxel_size": None}
     return arr, meta
 
 
@@ -266,11 +469,12 @@ def _read_raw(p: Path, key: str | None, load: bool) -> _Read:
             f"{p} needs a sidecar {side.name} with shape, dtype and byte_order "
             '(e.g. {"shape": [64, 64, 64], "dtype": "uint8", "byte_order": "little"})'
         )
+    info = _meta_from(side.read_text(encoding="utf-8"), f"sidecar {side} (the layout of {p.name})",
+                      "repair it: it needs shape, dtype and byte_order")
     try:
-        info = json.loads(side.read_text())
         shape = tuple(int(s) for s in info["shape"])
         dtype = np.dtype(info["dtype"])
-    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise VolumeFileError(f"sidecar {side} is invalid ({exc}); it needs shape, dtype") from exc
     order = info.get("byte_order", "little")
     if order not in ("little", "big"):
@@ -284,9 +488,9 @@ def _read_raw(p: Path, key: str | None, load: bool) -> _Read:
             f"{expected} bytes; the file is truncated or the sidecar is wrong"
         )
     if not load:
-        return None, _meta_from(info)
+        return None, info
     arr = np.fromfile(p, dtype=dtype).reshape(shape)
-    return arr.astype(arr.dtype.newbyteorder("="), copy=False), _meta_from(info)
+    return arr.astype(arr.dtype.newbyteorder("="), copy=False), info
 
 
 def _read_zarr(p: Path, key: str | None, load: bool) -> _Read:
@@ -294,8 +498,9 @@ def _read_zarr(p: Path, key: str | None, load: bool) -> _Read:
 
     node = zarr.open(str(p), mode="r")
     if isinstance(node, zarr.Group):
-        node = node[_pick_key(sorted(name for name, _ in node.arrays()), key, p)]
-    return (np.asarray(node[...]) if load else None), _meta_from(dict(node.attrs).get(_META_KEY))
+        node = node[pick_array_key(sorted(name for name, _ in node.arrays()), key, p)]
+    meta = _meta_from(dict(node.attrs).get(_META_KEY), f"the metadata of {p}", _damaged(p))
+    return (np.asarray(node[...]) if load else None), meta
 
 
 def _read_h5(p: Path, key: str | None, load: bool) -> _Read:
@@ -304,8 +509,9 @@ def _read_h5(p: Path, key: str | None, load: bool) -> _Read:
     with h5py.File(p, "r") as f:
         names: list[str] = []
         f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
-        ds = f[_pick_key(names, key, p)]
-        return (ds[...] if load else None), _meta_from(ds.attrs.get(_META_KEY))
+        ds = f[pick_array_key(names, key, p)]
+        meta = _meta_from(ds.attrs.get(_META_KEY), f"the metadata of {p}", _damaged(p))
+        return (ds[...] if load else None), meta
 
 
 _READERS = {
@@ -360,9 +566,10 @@ def write_volume(
     p = Path(path)
     suffix = _suffix(p)
     arr = np.asarray(im)
-    vs = _normalize_voxel_size(voxel_size)
+    vs = normalize_voxel_size(voxel_size)
     meta: dict[str, Any] = dict(metadata or {})
-    meta.update({"voxel_size": list(vs) if vs else None, "unit": unit})
+    meta.update({"voxel_size": list(vs) if vs else None, "unit": unit,
+                 _ARRAY_KEY: {"shape": list(arr.shape), "dtype": arr.dtype.name}})
     try:
         meta_json = json.dumps(meta, default=_json_default)
     except (TypeError, ValueError) as exc:
@@ -387,7 +594,10 @@ def _write_tiff(p: Path, arr: np.ndarray, vs: Any, unit: str, meta: dict, meta_j
     import tifffile
 
     kw: dict[str, Any] = {"compression": "zlib"} if compress else {}
-    if arr.ndim == 3 and arr.dtype in (np.uint8, np.uint16, np.float32):
+    if arr.ndim >= 3:
+        kw["photometric"] = "minisblack"  # never RGB, whatever the length of the last axis
+    # ImageJ hyperstacks hold 3-D uint8/uint16/float32; tifffile cannot read back X = 1 ones
+    if arr.ndim == 3 and arr.dtype in (np.uint8, np.uint16, np.float32) and arr.shape[2] > 1:
         ij_meta: dict[str, Any] = {"axes": "ZYX", "Info": meta_json}
         res = None
         if vs is not None:
@@ -427,14 +637,65 @@ def _write_raw(p: Path, arr: np.ndarray, vs: Any, unit: str, meta: dict, meta_js
 
 def _write_zarr(p: Path, arr: np.ndarray, vs: Any, unit: str, meta: dict, meta_json: str,
                 key: str, compress: bool) -> None:
-    import zarr
-
     chunks = tuple(min(s, 128 if arr.ndim <= 3 else 64) for s in arr.shape)
     with atomic_path(p, is_dir=True) as tmp:
-        z = zarr.create_array(store=str(tmp), shape=arr.shape, dtype=arr.dtype, chunks=chunks,
-                              **({} if compress else {"compressors": None}))
+        z = create_zarr_array(tmp, shape=arr.shape, dtype=arr.dtype, chunks=chunks,
+                              compress=compress)
         z[...] = arr
         z.attrs[_META_KEY] = meta_json
+
+
+def create_zarr_array(path: PathLike, *, shape: tuple[int, ...], dtype: Any,
+                      chunks: tuple[int, ...], compress: bool = True, fill_value: Any = 0) -> Any:
+    """Create an empty Zarr array at ``path`` (a directory store) with the installed Zarr API.
+
+    Zarr 3 (``zarr.create_array``, format v3) where installed (Python >= 3.11), else Zarr 2
+    (``zarr.open_array(mode="w")``, format v2). Compressed chunks use Zstandard with its content
+    checksum, so a damaged chunk fails to decode instead of yielding wrong values. Reading needs
+    no such switch: ``zarr.open`` works in both, and Zarr 3 reads v2 stores too (Zarr 2 cannot
+    read v3 stores).
+
+    Parameters
+    ----------
+    path : str or path-like
+        Store directory (must not hold an array yet).
+    shape, chunks : tuple of int
+        Array and chunk shape.
+    dtype : numpy dtype-like
+        Element type.
+    compress : bool
+        Zstandard with checksums (True) or raw chunks (False).
+    fill_value : scalar
+        Value of chunks never written (default 0).
+
+    Returns
+    -------
+    zarr.Array
+        Open for writing (``z[...] = values``, ``z.attrs[...] = ...``).
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> z = create_zarr_array(os.path.join(tempfile.mkdtemp(), "a.zarr"), shape=(4, 4, 4),
+    ...                       dtype=np.uint8, chunks=(2, 4, 4))
+    >>> z[...] = 1
+    >>> int(np.asarray(z[...]).sum())
+    64
+    """
+    import zarr
+
+    if hasattr(zarr, "create_array"):  # zarr >= 3
+        from zarr.codecs import ZstdCodec
+
+        return zarr.create_array(store=str(path), shape=shape, dtype=dtype, chunks=chunks,
+                                 fill_value=fill_value,
+                                 compressors=ZstdCodec(level=0, checksum=True) if compress
+                                 else None)
+    import numcodecs
+
+    return zarr.open_array(str(path), mode="w", shape=shape, dtype=dtype, chunks=chunks,
+                           fill_value=fill_value,
+                           compressor=numcodecs.Zstd(level=0, checksum=True) if compress else None)
 
 
 def _write_h5(p: Path, arr: np.ndarray, vs: Any, unit: str, meta: dict, meta_json: str,

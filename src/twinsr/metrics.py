@@ -3,9 +3,10 @@
 * :func:`accuracy` - share of voxels equal to the ground truth (spec §2.3, Eq. 19);
 * :func:`boundary_band` / :func:`surface_accuracy` - the same share over the band of voxels
   within 0.55 α of the solid/pore interface (Eqs. 20-22);
-* :func:`relative_error` and :func:`tortuosity_errors` - relative errors of the mean geodesic
-  and the effective tortuosity per phase and their mean over the phases (Eqs. 23-24), with
-  non-percolating phases reported explicitly (``inf`` and ``percolating=False``), never as NaN.
+* :func:`relative_error`, :func:`phase_relative_errors` and :func:`tortuosity_errors` -
+  relative errors of the mean geodesic and the effective tortuosity per phase and their mean
+  over the phases (Eqs. 23-24), with non-percolating phases reported explicitly (``inf`` and
+  ``percolating=False``), never as NaN.
 
 All volumes are (Z, Y, X) with 1 = solid, 0 = pore.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,12 +26,14 @@ from twinsr._validation import as_binary_volume, check_axis, check_positive
 from twinsr.exceptions import NonPercolatingWarning, VolumeError
 
 __all__ = [
+    "MEAN",
     "PHASES",
     "PhaseTortuosity",
     "TortuosityErrors",
     "accuracy",
     "ball",
     "boundary_band",
+    "phase_relative_errors",
     "phase_tortuosities",
     "relative_error",
     "surface_accuracy",
@@ -38,7 +42,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: Phase name -> voxel value (1 = solid, 0 = pore); its keys are the default ``phases``.
 PHASES: dict[str, int] = {"pore": 0, "solid": 1}
+#: Key of the mean over the phases in the relative-error dicts (and phase label in tables).
+MEAN = "mean"
 
 
 def _pair(sr: object, hr: object) -> tuple[np.ndarray, np.ndarray]:
@@ -243,7 +250,7 @@ class TortuosityErrors:
 
 
 def phase_tortuosities(im: np.ndarray, *, axis: int = 0,
-                       phases: tuple[str, ...] = ("pore", "solid"),
+                       phases: tuple[str, ...] = tuple(PHASES),
                        device: str = "auto") -> dict[str, PhaseTortuosity]:
     """Mean geodesic and effective tortuosity of each phase of ``im`` along ``axis``.
 
@@ -282,7 +289,7 @@ def phase_tortuosities(im: np.ndarray, *, axis: int = 0,
 
 
 def tortuosity_errors(sr: np.ndarray, hr: np.ndarray, *, axis: int = 0,
-                      phases: tuple[str, ...] = ("pore", "solid"),
+                      phases: tuple[str, ...] = tuple(PHASES),
                       reference: dict[str, PhaseTortuosity] | None = None,
                       device: str = "auto") -> TortuosityErrors:
     """Relative errors of mean geodesic and effective tortuosity per phase (spec Eqs. 23-24).
@@ -315,18 +322,64 @@ def tortuosity_errors(sr: np.ndarray, hr: np.ndarray, *, axis: int = 0,
     ax = check_axis(axis)
     ref = reference if reference is not None else phase_tortuosities(b, axis=ax, phases=phases,
                                                                      device=device)
+    _check_reference(ref, phases)
+    got = phase_tortuosities(a, axis=ax, phases=phases, device=device)
+    geod, eff = phase_relative_errors(got, ref, phases)
+    return TortuosityErrors(sr=got, hr=ref, geod_rel_err=geod, eff_rel_err=eff)
+
+
+def _check_reference(ref: Mapping[str, PhaseTortuosity], phases: Sequence[str]) -> None:
     missing = [name for name in phases if name not in ref]
     if missing:
         raise VolumeError(
             f"`reference` has no entry for phase {missing[0]!r}; compute it with "
             f"phase_tortuosities(hr, phases={tuple(phases)!r})"
         )
-    got = phase_tortuosities(a, axis=ax, phases=phases, device=device)
-    geod: dict[str, float] = {}
-    eff: dict[str, float] = {}
-    for name in phases:
-        geod[name] = relative_error(got[name].tau_geod, ref[name].tau_geod)
-        eff[name] = relative_error(got[name].tau_eff, ref[name].tau_eff)
-    geod["mean"] = float(np.mean([geod[p] for p in phases]))
-    eff["mean"] = float(np.mean([eff[p] for p in phases]))
-    return TortuosityErrors(sr=got, hr=ref, geod_rel_err=geod, eff_rel_err=eff)
+
+
+def phase_relative_errors(values: Mapping[str, PhaseTortuosity],
+                          reference: Mapping[str, PhaseTortuosity],
+                          phases: Sequence[str] | None = None
+                          ) -> tuple[dict[str, float], dict[str, float]]:
+    """Relative errors of geodesic and effective tortuosity per phase, and their mean.
+
+    Parameters
+    ----------
+    values, reference : mapping phase -> PhaseTortuosity
+        Tortuosities of the super-resolved volume and of the ground truth
+        (:func:`phase_tortuosities`).
+    phases : sequence of str, optional
+        Phases to compare, in this order (default: those of ``values``).
+
+    Returns
+    -------
+    geod_rel_err, eff_rel_err : dict[str, float]
+        Per phase :func:`relative_error` (dimensionless) and, under key :data:`MEAN`
+        (``"mean"``), the mean over ``phases`` (``inf`` if any phase's error is ``inf``).
+
+    Raises
+    ------
+    VolumeError
+        ``values`` or ``reference`` lacks one of ``phases``; NaN tortuosities.
+
+    Examples
+    --------
+    >>> sr = {"pore": PhaseTortuosity("pore", 1.2, 1.5, True)}
+    >>> ref = {"pore": PhaseTortuosity("pore", 1.0, 1.5, True)}
+    >>> geod, eff = phase_relative_errors(sr, ref)
+    >>> round(geod["pore"], 6), eff["mean"]
+    (0.2, 0.0)
+    """
+    names = list(values) if phases is None else list(phases)
+    if not names:
+        raise VolumeError("phase_relative_errors: no phases to compare; pass `phases` or "
+                          "non-empty `values`")
+    _check_reference(reference, names)
+    missing = [name for name in names if name not in values]
+    if missing:
+        raise VolumeError(f"`values` has no entry for phase {missing[0]!r}")
+    geod = {p: relative_error(values[p].tau_geod, reference[p].tau_geod) for p in names}
+    eff = {p: relative_error(values[p].tau_eff, reference[p].tau_eff) for p in names}
+    geod[MEAN] = float(np.mean([geod[p] for p in names]))
+    eff[MEAN] = float(np.mean([eff[p] for p in names]))
+    return geod, eff

@@ -1,28 +1,33 @@
 """Out-of-core, resumable super-resolution with Zarr + Dask: volumes larger than memory.
 
-:func:`superresolve_zarr` reads the LR volume lazily (Zarr, HDF5 or an in-memory array), cuts it
-into ``chunk³`` blocks extended by the network's receptive field (``dask.array.overlap`` with
-``boundary="none"``), runs each block through the network, and writes the HR result block by
-block into a Zarr store whose chunks are the HR images of the LR blocks. Because each extended
-block stops at the true volume border (where the network's own zero padding applies) and the
-halo covers the receptive field, the result equals :func:`twinsr.sr.superresolve` (untiled
-inference) to float32 round-off.
+:func:`superresolve_zarr` reads the LR volume lazily (a Zarr store or an HDF5 dataset, read block
+by block while the computation runs; a ``.npy`` file memory-mapped; other formats and in-memory
+arrays are held in memory), cuts it into ``chunk³`` blocks extended by the network's receptive
+field (``dask.array.overlap`` with ``boundary="none"``), runs each block through the network, and
+writes the HR result block by block into a Zarr store whose chunks are the HR images of the LR
+blocks. Because each extended block stops at the true volume border (where the network's own zero
+padding applies) and the halo covers the receptive field, the result equals
+:func:`twinsr.sr.superresolve` (untiled inference) to float32 round-off.
 
 Only one HR block is in memory per worker, so the HR volume never has to fit in RAM. The same
 code runs on a laptop (threaded scheduler), a workstation, or a Dask cluster (an active
 ``dask.distributed.Client`` is used automatically; the output store must then be on a shared
-file system).
+file system, and an HDF5 input is read into memory first, since open HDF5 files cannot be sent to
+workers).
 
 Resumable: every finished block leaves a marker in ``<out>.partial/.twinsr-done/``; rerunning
 the same call skips finished blocks. The store is renamed to ``out`` only when every block is
 done, so ``out`` is never half-written.
 
 Memory: the LR input channels are held in memory for models with diffusion inputs (the Laplace
-solve is global; LR is α³ times smaller than HR); binary models read the LR lazily.
+solve is global; LR is α³ times smaller than HR); binary models read the LR lazily as above.
+As for :func:`twinsr.sr.superresolve`, the diffusion channels are solved along the model's own
+transport axis (:class:`twinsr.sr.ModelSpec`); an explicit ``axis`` that disagrees is refused.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -33,36 +38,55 @@ from typing import Any
 
 import numpy as np
 
-from twinsr._validation import as_binary_volume, check_axis, resolve_device
+from twinsr._validation import as_binary_volume, resolve_device
 from twinsr.exceptions import VolumeError, VolumeFileError
+from twinsr.io import create_zarr_array, normalize_voxel_size, pick_array_key, read_volume
 
 __all__ = ["superresolve_zarr"]
 
 log = logging.getLogger(__name__)
 
 _DONE = ".twinsr-done"
+_SETTINGS = ".twinsr-settings.json"
 
 
-def _lazy_lr(lr: object, key: str | None) -> Any:
-    """A dask array (Z, Y, X) for a path (zarr/h5 lazily, other formats in memory) or array."""
+def _lazy_lr(lr: object, key: str | None, files: contextlib.ExitStack) -> Any:
+    """A dask array (Z, Y, X) for ``lr``; HDF5 files stay open in ``files`` until it closes.
+
+    Zarr and HDF5 are read lazily, ``.npy`` memory-mapped, other formats loaded in memory.
+    """
     import dask.array as da
 
     if isinstance(lr, da.Array):
         return lr
-    if isinstance(lr, (str, os.PathLike)):
-        p = Path(lr)
-        suffix = p.suffix.lower()
+    if not isinstance(lr, (str, os.PathLike)):
+        return da.from_array(np.asarray(lr))
+    p = Path(lr)
+    suffix = p.suffix.lower()
+    try:
         if suffix == ".zarr" and p.exists():
             import zarr
 
             node = zarr.open(str(p), mode="r")
             if isinstance(node, zarr.Group):
-                node = node[key or "image"]
+                node = node[pick_array_key(sorted(n for n, _ in node.arrays()), key, p)]
             return da.from_zarr(node)
-        from twinsr.io import read_volume
+        if suffix in (".h5", ".hdf5") and p.exists() and _distributed_client() is None:
+            import h5py
 
-        return da.from_array(read_volume(p, key=key))
-    return da.from_array(np.asarray(lr))
+            f = files.enter_context(h5py.File(p, "r"))
+            names: list[str] = []
+            f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+            dset = f[pick_array_key(names, key, p)]
+            return da.from_array(dset, chunks=dset.chunks or "auto", lock=True)
+        if suffix == ".npy" and p.exists():
+            return da.from_array(np.load(p, mmap_mode="r", allow_pickle=False))
+    except (OSError, ValueError, KeyError) as exc:
+        if isinstance(exc, VolumeFileError):
+            raise
+        raise VolumeFileError(f"cannot read {p} ({type(exc).__name__}: {exc}); the file may be "
+                              "truncated or not a valid volume") from exc
+    return da.from_array(read_volume(p, key=key))
 
 
 def superresolve_zarr(
@@ -74,7 +98,8 @@ def superresolve_zarr(
     key: str | None = None,
     device: str = "auto",
     probabilities: bool = False,
-    axis: int = 0,
+    axis: int | None = None,
+    threshold: float | None = None,
     workers: int = 1,
     voxel_size: float | tuple[float, float, float] | None = None,
     unit: str = "um",
@@ -85,23 +110,29 @@ def superresolve_zarr(
     Parameters
     ----------
     lr : array_like (Z, Y, X), dask array, or path
-        Binary LR volume (1 = solid, 0 = pore). A ``.zarr`` path is read lazily.
-    model : SRModel or path
-        A loaded :class:`twinsr.sr.SRModel`, a bundle file or a training run folder.
+        Binary LR volume (1 = solid, 0 = pore). A ``.zarr`` or ``.h5``/``.hdf5`` path is read
+        lazily, a ``.npy`` path memory-mapped.
+    model : SRModel, path or SRResNet3d
+        A loaded :class:`twinsr.sr.SRModel`, a bundle file or a training run folder; or a bare
+        network (then pass ``threshold`` unless ``probabilities``, and ``axis`` for diffusion
+        inputs).
     out : path
         Output ``.zarr`` store; array at the root, uint8 {0, 1} (or float32 probabilities),
-        chunks of ``(α·chunk)³``, with the model's metadata in the attributes.
+        chunks of ``(α·chunk)³``, with the model's metadata and spec in the attributes.
     chunk : int
         LR block edge (working memory per worker ≈ (chunk + 2·halo)³·α³·channels·4 bytes ×
-        the network width).
+        the network width); raised to the halo if smaller.
     key : str, optional
         Array name inside a Zarr group / HDF5 / npz input.
     device : str
         "auto", "cpu" or "cuda[:N]".
     probabilities : bool
         Store float32 probabilities instead of the thresholded binary volume.
-    axis : int
-        Transport axis of the diffusion channels (diffusion-informed models).
+    axis : int, optional
+        Transport axis of the diffusion channels; default (None) the model's own (see
+        :func:`twinsr.sr.superresolve`); an explicit axis that disagrees is refused.
+    threshold : float, optional
+        μ* to binarise with; default the model's fitted value.
     workers : int
         Threads of the local scheduler (ignored under a distributed client). On a CPU, 1 lets
         torch use all cores inside each block.
@@ -122,25 +153,26 @@ def superresolve_zarr(
     VolumeError
         Not 3-D / not binary input, bad ``chunk``.
     VolumeFileError
-        ``out`` is not a ``.zarr`` path, or exists already.
+        ``out`` is not a ``.zarr`` path, or exists already; an unreadable input file.
+    ConfigError
+        ``axis`` disagrees with the model's transport axis; a bare network without the
+        ``threshold`` / ``axis`` it needs.
 
     Examples
     --------
+    >>> import tempfile
     >>> from twinsr.sr import SRModel, SRResNet3d
     >>> m = SRModel(SRResNet3d(1, 2, channels=4, blocks=1), alpha=2, inputs="bin", threshold=0.5)
-    >>> superresolve_zarr(np.zeros((8, 8, 8), np.uint8), m, "/tmp/sr.zarr", chunk=4)  # doctest: +SKIP
+    >>> out = superresolve_zarr(np.zeros((8, 8, 8), np.uint8), m,
+    ...                         Path(tempfile.mkdtemp()) / "sr.zarr", chunk=4, device="cpu")
+    >>> out.name
+    'sr.zarr'
     """
-    import dask
-    import dask.array as da
-    import torch
     import zarr
 
-    from twinsr.io import _normalize_voxel_size
-    from twinsr.sr.bundle import SRModel, load_model
-    from twinsr.sr.infer import lr_input_channels
+    from twinsr.sr.infer import as_model
 
-    if not isinstance(model, SRModel):
-        model = load_model(model)
+    model, axis = as_model(model, threshold=threshold, axis=axis, binarise=not probabilities)
     if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
         raise VolumeError(f"`chunk` must be a positive integer (LR voxels), got {chunk!r}")
     out = Path(out)
@@ -148,53 +180,83 @@ def superresolve_zarr(
         raise VolumeFileError(f"`out` must be a .zarr store for out-of-core output, got {out.name}")
     if out.exists():
         raise VolumeFileError(f"{out} exists already; remove it or choose another output path")
-    axis = check_axis(axis)
     dev = resolve_device(device)
+    partial = out.with_name(out.name + ".partial")
+    with contextlib.ExitStack() as files:  # HDF5 inputs stay open while the blocks are computed
+        chans = _input_stack(_lazy_lr(lr, key, files), model, axis, device)
+        a, halo = model.alpha, model.halo
+        chunk = max(int(chunk), halo)  # dask's overlap needs blocks at least as deep as the halo
+        chans = chans.rechunk((model.in_channels,
+                               *(_block_chunks(n, chunk, halo) for n in chans.shape[1:])))
+        settings = {"shape_lr": list(chans.shape[1:]), "alpha": a, "chunk": chunk,
+                    "probabilities": bool(probabilities), "threshold": float(model.threshold),
+                    "inputs": model.inputs, "axis": model.transport_axis,
+                    "weights": _fingerprint(model.network)}
+        vs = normalize_voxel_size(voxel_size)
+        attrs = {"model": model.metadata, "spec": model.spec.to_dict(), **settings,
+                 "source": str(lr) if isinstance(lr, (str, os.PathLike)) else None,
+                 "voxel_size": [v / a for v in vs] if vs else None, "unit": unit}
+        store = _open_partial(zarr, partial, settings, attrs,
+                              shape=tuple(a * s for s in chans.shape[1:]),
+                              dtype=np.float32 if probabilities else np.uint8,
+                              chunks=(a * chunk,) * 3)
+        _compute_blocks(chans, model, store, partial / _DONE, dev=dev,
+                        probabilities=probabilities, workers=workers, progress=progress)
+    shutil.rmtree(partial / _DONE)
+    (partial / _SETTINGS).unlink()
+    os.replace(partial, out)  # out does not exist (checked above): an atomic rename
+    return out
 
-    x = _lazy_lr(lr, key)
+
+def _input_stack(x: Any, model: Any, axis: int | None, device: str) -> Any:
+    """The dask array (C, Z, Y, X) of network inputs for the lazy LR volume ``x``."""
+    import dask.array as da
+
+    from twinsr.sr.infer import lr_input_channels
+
     if x.ndim != 3:
         raise VolumeError(f"`lr` must be 3-D, got ndim={x.ndim} (shape {x.shape})")
-    a, halo, chunk = model.alpha, model.halo, int(chunk)
     if model.inputs == "bin":
         x = x.map_blocks(lambda b: as_binary_volume(b, "lr"), dtype=np.uint8)
-        chans = x[None].astype(np.float32)
-    else:  # diffusion channels are global: solve on the whole LR volume
-        lr_np = as_binary_volume(np.asarray(x), "lr")
-        stack = np.stack([c.astype(np.float32) for c in
-                          lr_input_channels(lr_np, model.inputs, axis=axis, device=device)])
-        chans = da.from_array(stack)
-    chunk = max(chunk, halo)  # dask's overlap needs blocks at least as deep as the halo
-    chans = chans.rechunk((model.in_channels, *(_block_chunks(n, chunk, halo) for n in chans.shape[1:])))
-    n_blocks = [len(c) for c in chans.chunks[1:]]
-    total = int(np.prod(n_blocks))
-    shape_hr = tuple(a * s for s in chans.shape[1:])
+        return x[None].astype(np.float32)
+    lr_np = as_binary_volume(np.asarray(x), "lr")  # diffusion channels are global
+    return da.from_array(np.stack([c.astype(np.float32) for c in
+                                   lr_input_channels(lr_np, model.inputs, axis=axis,
+                                                     device=device)]))
 
-    partial = out.with_name(out.name + ".partial")
+
+def _open_partial(zarr: Any, partial: Path, settings: dict[str, Any], attrs: dict[str, Any], *,
+                  shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ...]) -> Any:
+    """The output store of an interrupted run with the same settings, or a new one."""
     done_dir = partial / _DONE
-    settings = {"shape_lr": list(chans.shape[1:]), "alpha": a, "chunk": chunk,
-                "probabilities": bool(probabilities), "threshold": float(model.threshold),
-                "inputs": model.inputs, "axis": axis, "weights": _fingerprint(model.network)}
-    dtype = np.float32 if probabilities else np.uint8
     if partial.exists():
-        prev = json.loads((partial / ".twinsr-settings.json").read_text()) \
-            if (partial / ".twinsr-settings.json").exists() else None
-        if prev != settings:
+        prev = json.loads((partial / _SETTINGS).read_text()) \
+            if (partial / _SETTINGS).exists() else None
+        if prev != json.loads(json.dumps(settings)):
             raise VolumeFileError(
                 f"{partial} holds an interrupted run with other settings ({prev}); remove it "
                 "or rerun with the same model and options to resume"
             )
-        store = zarr.open_array(str(partial), mode="r+")
-        log.info("resuming %s: %d of %d blocks done", out, len(os.listdir(done_dir)), total)
-    else:
-        store = zarr.create_array(store=str(partial), shape=shape_hr, dtype=dtype,
-                                  chunks=tuple(a * chunk for _ in range(3)), fill_value=0)
-        vs = _normalize_voxel_size(voxel_size)
-        store.attrs["twinsr_metadata"] = json.dumps(
-            {"model": model.metadata, **settings, "source": str(lr) if isinstance(lr, (str, os.PathLike))
-             else None, "voxel_size": [v / a for v in vs] if vs else None, "unit": unit}, default=str)
-        done_dir.mkdir(parents=True, exist_ok=True)
-        (partial / ".twinsr-settings.json").write_text(json.dumps(settings))
+        log.info("resuming %s: %d blocks done", partial, len(os.listdir(done_dir)))
+        return zarr.open_array(str(partial), mode="r+")
+    store = create_zarr_array(partial, shape=shape, dtype=dtype, chunks=chunks)
+    store.attrs["twinsr_metadata"] = json.dumps(attrs, default=str)
+    done_dir.mkdir(parents=True, exist_ok=True)
+    (partial / _SETTINGS).write_text(json.dumps(settings))
+    return store
 
+
+def _compute_blocks(chans: Any, model: Any, store: Any, done_dir: Path, *, dev: str,
+                    probabilities: bool, workers: int,
+                    progress: Callable[[int, int], None] | None) -> None:
+    """Run every block not yet marked done through the network and write its HR core."""
+    import dask
+    import dask.array as da
+    import torch
+
+    a, halo = model.alpha, model.halo
+    n_blocks = [len(c) for c in chans.chunks[1:]]
+    total = int(np.prod(n_blocks))
     net = model.network.to(dev).eval()
     thr = float(model.threshold)
     offsets = [np.concatenate([[0], np.cumsum(c)[:-1]]) for c in chans.chunks[1:]]
@@ -240,12 +302,8 @@ def superresolve_zarr(
             flags.compute()
     n_done = len(os.listdir(done_dir))
     if n_done != total:
-        raise VolumeFileError(f"only {n_done} of {total} blocks were written to {partial}; "
-                              "rerun to resume")
-    shutil.rmtree(done_dir)
-    (partial / ".twinsr-settings.json").unlink()
-    os.replace(partial, out)  # out does not exist (checked above): an atomic rename
-    return out
+        raise VolumeFileError(f"only {n_done} of {total} blocks were written to "
+                              f"{done_dir.parent}; rerun to resume")
 
 
 def _fingerprint(net: Any) -> str:

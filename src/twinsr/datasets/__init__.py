@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -60,13 +61,21 @@ def _check_name(name: str) -> str:
     return name
 
 
+_REINSTALL = "reinstall twinsr (pip install --force-reinstall twinsr) to restore it"
+
+
 @lru_cache(maxsize=8)
 def _load_cached(name: str, key: str) -> np.ndarray:
-    with resources.as_file(_data_dir().joinpath(f"{name}.npz")) as path, \
-            np.load(path, allow_pickle=False) as z:
-        if key not in z.files:
-            raise DatasetError(f"dataset {name!r} has no array {key!r}; it holds {z.files}")
-        arr = z[key]
+    with resources.as_file(_data_dir().joinpath(f"{name}.npz")) as path:
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                files = list(z.files)
+                arr = z[key] if key in files else None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise DatasetError(f"the shipped dataset file {path} is damaged ({type(exc).__name__}: "
+                               f"{exc}); {_REINSTALL}") from exc
+    if arr is None:
+        raise DatasetError(f"dataset {name!r} has no array {key!r}; it holds {files}")
     arr.setflags(write=False)
     return arr
 
@@ -90,7 +99,7 @@ def load(name: str, *, key: str = "image") -> np.ndarray:
     Raises
     ------
     DatasetError
-        Unknown name or key.
+        Unknown name or key, or a damaged data file (reinstall twinsr).
     """
     return _load_cached(_check_name(name), key).copy()
 
@@ -98,8 +107,12 @@ def load(name: str, *, key: str = "image") -> np.ndarray:
 def provenance(name: str) -> dict[str, Any]:
     """The provenance record (source, licence, material, modality, segmentation) of a volume."""
     _check_name(name)
-    text = _data_dir().joinpath(f"{name}.json").read_text(encoding="utf-8")
-    return json.loads(text)
+    res = _data_dir().joinpath(f"{name}.json")
+    try:
+        return json.loads(res.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"the provenance file of dataset {name!r} ({res}) is missing or damaged "
+                           f"({exc}); {_REINSTALL}") from exc
 
 
 def metadata(name: str) -> dict[str, Any]:

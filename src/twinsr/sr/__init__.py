@@ -2,41 +2,62 @@
 
 Importing this subpackage imports torch; ``import twinsr`` alone does not (it imports
 ``twinsr.sr`` lazily on first use of one of these names).
+
+Layers (each module imports only modules listed before it): ``targets`` (the registry of
+target kinds) and ``symmetry`` (the cube group) are leaves; ``network``, ``threshold``;
+``data`` (crop sampling); ``objectives`` (losses; registers the target kind ``"morph"``);
+``config``, ``database``, ``bundle`` (weights + :class:`ModelSpec`); ``infer``; ``train``.
+``physics`` (the HR-solution outputs: :class:`SolutionCropSampler`, :func:`combined_loss`, the
+target kind ``"morph+diffu"``, :func:`solution_error`) builds on them and none of them imports
+it; importing this package imports it, so its target kind is always registered.
 """
 
 from __future__ import annotations
 
-from twinsr.sr.bundle import SRModel, load_model, save_bundle
+from twinsr.sr.bundle import ModelSpec, SRModel, load_model, save_bundle
 from twinsr.sr.config import PRESETS, TrainConfig
-from twinsr.sr.data import CropSampler, Symmetry, apply_symmetry, cube_symmetries
+from twinsr.sr.data import CropSampler
 from twinsr.sr.database import Database, Pair, build_database, open_database
 from twinsr.sr.infer import superresolve
 from twinsr.sr.network import PixelShuffle3d, PixelUnshuffle3d, SRResNet3d, receptive_field
+from twinsr.sr.objectives import bce_loss
 from twinsr.sr.physics import (
+    SolutionCropSampler,
     SolutionError,
-    axis_symmetries,
+    combined_loss,
     floating_mask,
     solution_error,
+)
+from twinsr.sr.symmetry import (
+    Symmetry,
+    apply_symmetry,
+    axis_symmetries,
+    cube_symmetries,
     transform_solution,
 )
+from twinsr.sr.targets import TargetKind, register_target_kind, target_kind, target_kinds
 from twinsr.sr.threshold import fit_threshold
-from twinsr.sr.train import TrainResult, combined_loss, train, transfer_weights
+from twinsr.sr.train import TrainResult, train, transfer_weights
 
 __all__ = [
     "PRESETS",
     "CropSampler",
     "Database",
+    "ModelSpec",
     "Pair",
     "PixelShuffle3d",
     "PixelUnshuffle3d",
     "SRModel",
     "SRResNet3d",
+    "SolutionCropSampler",
     "SolutionError",
     "Symmetry",
+    "TargetKind",
     "TrainConfig",
     "TrainResult",
     "apply_symmetry",
     "axis_symmetries",
+    "bce_loss",
     "build_database",
     "combined_loss",
     "cube_symmetries",
@@ -45,9 +66,12 @@ __all__ = [
     "load_model",
     "open_database",
     "receptive_field",
+    "register_target_kind",
     "save_bundle",
     "solution_error",
     "superresolve",
+    "target_kind",
+    "target_kinds",
     "train",
     "transfer_weights",
     "transform_solution",

@@ -1,15 +1,27 @@
-"""Model bundles: one file holding weights, architecture, α, inputs, threshold μ* and metadata.
+"""Model bundles: one file holding weights, architecture, the model's spec and metadata.
 
 A bundle is ``torch.save`` of a plain dict (tensors, str, int, float, lists, dicts) with
 ``format = "twinsr-sr-bundle"`` and ``format_version``; it is loaded with ``weights_only=True``
 (no pickled code is executed). A run folder written by :func:`twinsr.sr.train.train` holds its
 bundle as ``model.pt``; :func:`load_model` accepts either the file or the run folder.
+
+Every bundle carries a :class:`ModelSpec`, the typed record of what the model expects and
+returns (α, inputs, targets, transport axis, channels, crop, normalisation, μ*). It is read by
+training (resume, transfer), :func:`twinsr.sr.superresolve`, :func:`twinsr.scale.superresolve_zarr`
+and the CLI, so that e.g. a diffusion-input model is always fed channels solved along the axis it
+was trained on.
+
+Format versions: 2 (this one) stores the spec under ``"spec"``. Version 1 (no spec) is still
+read: its spec is derived from the stored α, inputs and μ*, the metadata's ``targets`` and
+``config`` (crop), and its ``transport_axis`` when recorded; a version-1 diffusion-input bundle
+without a recorded axis is assumed to use axis 0 (the default of the versions that wrote it), with
+a :class:`~twinsr.exceptions.ModelWarning` saying so.
 """
 
 from __future__ import annotations
 
-import logging
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,45 +29,294 @@ from typing import Any
 import torch
 
 from twinsr._atomic import atomic_path
-from twinsr.exceptions import BundleError, ConfigError
+from twinsr._validation import check_axis
+from twinsr.exceptions import BundleError, ConfigError, ModelWarning, TwinsrError
 from twinsr.sr.network import SRResNet3d
+from twinsr.sr.targets import target_kind, target_kinds
 
-__all__ = ["BUNDLE_NAME", "SRModel", "input_channels", "load_model", "resolve_bundle_path", "save_bundle"]
-
-log = logging.getLogger(__name__)
+__all__ = [
+    "BUNDLE_NAME",
+    "BUNDLE_VERSION",
+    "INPUTS",
+    "ModelSpec",
+    "SRModel",
+    "input_channels",
+    "load_model",
+    "resolve_bundle_path",
+    "save_bundle",
+]
 
 BUNDLE_FORMAT = "twinsr-sr-bundle"
-BUNDLE_VERSION = 1
+BUNDLE_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 BUNDLE_NAME = "model.pt"
 INPUTS = ("bin", "diffu")
+_INPUT_NAMES = {"bin": ("binary",), "diffu": ("binary", "pore_solution", "solid_solution")}
 
 
-@dataclass
-class SRModel:
-    """A loaded super-resolution model.
+def _check_inputs(inputs: object) -> str:
+    if inputs not in INPUTS:
+        raise ConfigError(f"`inputs` must be 'bin' or 'diffu', got {inputs!r}")
+    return str(inputs)
+
+
+def input_channels(inputs: str) -> int:
+    """Network input channels of an ``inputs`` kind: 1 for "bin", 3 for "diffu" (spec §2.1.4).
+
+    Examples
+    --------
+    >>> input_channels("diffu")
+    3
+    """
+    return len(_INPUT_NAMES[_check_inputs(inputs)])
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a super-resolution model expects and returns.
 
     Attributes
     ----------
-    network : SRResNet3d
-        The network (eval mode), returning logits.
-    alpha : int
-        Scale factor.
+    alpha : {2, 4, 8}
+        Scale factor per axis.
     inputs : {"bin", "diffu"}
-        Binary LR only, or binary LR + the two diffusion channels.
+        Binary LR only, or binary LR + the pore and solid diffusion channels.
     threshold : float
-        μ*: a voxel is solid when its probability is >= μ*.
-    metadata : dict
-        Training metadata (config, history summary, versions, ...).
+        μ* in (0, 1): a voxel is solid when its probability is >= μ*.
+    targets : str
+        Target kind it was trained on (:mod:`twinsr.sr.targets`), ``"morph"`` or
+        ``"morph+diffu"``.
+    transport_axis : int or None
+        Axis along which its diffusion channels are solved: the LR input channels (``"diffu"``)
+        and/or the predicted HR solution (``"morph+diffu"``). None when neither applies.
+    crop : int or None
+        LR crop edge it was trained on (None if unknown); inference works at any size.
+    in_channels, out_channels : int
+        Derived from ``inputs`` and ``targets``.
+    input_names, output_names : tuple of str
+        One name per channel, e.g. ``("binary", "pore_solution", "solid_solution")``; output
+        channel 0 is always the solid logit.
+    solid_value : int
+        The binary channel's solid label (1; pore is 0). Inputs are float32.
+    channel_range : (float, float)
+        Every input channel lies in this range: binary 0/1, diffusion solutions in [0, 1] with
+        u = 0 on the inlet face and u = 1 on the outlet face along ``transport_axis``, 0 outside
+        the channel's phase and on floating clusters (:func:`twinsr.transport.diffusion_channels`).
+
+    Raises
+    ------
+    ConfigError
+        Bad α, inputs, targets, threshold or crop; a missing ``transport_axis`` where it is
+        needed, or one given where it has no meaning.
+
+    Examples
+    --------
+    >>> s = ModelSpec(alpha=2, inputs="diffu", threshold=0.5, transport_axis=1)
+    >>> s.in_channels, s.out_channels, s.resolve_axis(None)
+    (3, 1, 1)
     """
 
-    network: SRResNet3d
     alpha: int
     inputs: str
     threshold: float
-    metadata: dict[str, Any] = field(default_factory=dict)
+    targets: str = "morph"
+    transport_axis: int | None = None
+    crop: int | None = None
+    in_channels: int = field(init=False)
+    out_channels: int = field(init=False)
+    input_names: tuple[str, ...] = field(init=False)
+    output_names: tuple[str, ...] = field(init=False)
+    solid_value: int = field(init=False, default=1)
+    channel_range: tuple[float, float] = field(init=False, default=(0.0, 1.0))
+
+    def __post_init__(self) -> None:
+        a = self.alpha
+        if isinstance(a, bool) or not isinstance(a, int) or a not in (2, 4, 8):
+            raise ConfigError(f"`alpha` must be 2, 4 or 8, got {a!r}")
+        inputs = _check_inputs(self.inputs)
+        kind = target_kind(self.targets)
+        thr = self.threshold
+        if isinstance(thr, bool) or not isinstance(thr, (int, float)) or not 0.0 < thr < 1.0:
+            raise ConfigError(f"threshold must be in (0, 1) (the fitted μ*), got {thr!r}")
+        if self.crop is not None and (isinstance(self.crop, bool) or not isinstance(self.crop, int)
+                                      or self.crop < 1):
+            raise ConfigError(f"`crop` must be a positive integer (LR voxels) or None, "
+                              f"got {self.crop!r}")
+        needs_axis = inputs == "diffu" or kind.needs_hr_solution
+        axis = self.transport_axis
+        if needs_axis and axis is None:
+            raise ConfigError(
+                f"a model with inputs={inputs!r} and targets={kind.name!r} needs "
+                "`transport_axis`: the axis (0, 1 or 2) its diffusion channels were solved "
+                "along in training (the database's --axis)")
+        if not needs_axis and axis is not None:
+            raise ConfigError(
+                f"`transport_axis` has no meaning for a model with inputs='bin' and "
+                f"targets={kind.name!r} (it neither reads nor predicts diffusion channels); "
+                "leave it None")
+        set_ = object.__setattr__
+        set_(self, "threshold", float(thr))
+        set_(self, "transport_axis", None if axis is None else check_axis(axis))
+        set_(self, "in_channels", input_channels(inputs))
+        set_(self, "out_channels", kind.out_channels)
+        set_(self, "input_names", _INPUT_NAMES[inputs])
+        set_(self, "output_names", tuple(kind.output_names))
+
+    def resolve_axis(self, axis: int | None) -> int | None:
+        """The transport axis to use at inference: the model's, unless ``axis`` is given.
+
+        Parameters
+        ----------
+        axis : int or None
+            Requested axis; None means "the model's axis".
+
+        Returns
+        -------
+        int or None
+            :attr:`transport_axis` (or ``axis`` for a model without one).
+
+        Raises
+        ------
+        ConfigError
+            ``axis`` disagrees with :attr:`transport_axis`.
+        """
+        if axis is None:
+            return self.transport_axis
+        ax = check_axis(axis)
+        if self.transport_axis is not None and ax != self.transport_axis:
+            raise ConfigError(
+                f"the model's diffusion channels are solved along axis {self.transport_axis} "
+                f"(it was trained that way) but axis={ax} was requested; leave the axis unset "
+                f"(or pass axis={self.transport_axis}) to use the model's axis, or use a model "
+                f"trained on a database built with --axis {ax}")
+        return ax
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict (all fields, derived ones included)."""
+        return {"alpha": self.alpha, "inputs": self.inputs, "threshold": self.threshold,
+                "targets": self.targets, "transport_axis": self.transport_axis,
+                "crop": self.crop, "in_channels": self.in_channels,
+                "out_channels": self.out_channels, "input_names": list(self.input_names),
+                "output_names": list(self.output_names), "solid_value": self.solid_value,
+                "channel_range": list(self.channel_range)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
+        """Inverse of :meth:`to_dict` (derived fields are recomputed and must agree).
+
+        Raises
+        ------
+        ConfigError
+            Missing or bad fields, or derived fields that disagree.
+        """
+        try:
+            spec = cls(alpha=data["alpha"], inputs=data["inputs"], threshold=data["threshold"],
+                       targets=data.get("targets", "morph"),
+                       transport_axis=data.get("transport_axis"), crop=data.get("crop"))
+        except KeyError as exc:
+            raise ConfigError(f"model spec lacks the field {exc}") from None
+        full = spec.to_dict()
+        bad = [k for k in full if k in data and _norm(data[k]) != _norm(full[k])]
+        if bad:
+            raise ConfigError("model spec fields disagree with its inputs/targets: " + ", ".join(
+                f"{k}={data[k]!r} (expected {full[k]!r})" for k in bad))
+        return spec
+
+
+def _norm(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
+
+
+def _default_targets(out_channels: int) -> str:
+    """The target kind of a network with ``out_channels`` outputs (when unique)."""
+    fits = [k for k in target_kinds() if target_kind(k).out_channels == out_channels]
+    if len(fits) != 1:
+        raise ConfigError(f"a network with {out_channels} output channels fits the target kinds "
+                          f"{fits}; pass targets=... explicitly")
+    return fits[0]
+
+
+class SRModel:
+    """A super-resolution network with its :class:`ModelSpec` (loaded or built by hand).
+
+    Parameters
+    ----------
+    network : SRResNet3d
+        The network, returning logits (put in eval mode).
+    alpha, inputs : optional
+        Default the network's scale and ``"bin"``/``"diffu"`` from its input channels.
+    threshold : float
+        μ* in (0, 1).
+    targets : str, optional
+        Default the only target kind with the network's output channels.
+    transport_axis : int, optional
+        Needed for ``inputs="diffu"`` and solution targets (see :class:`ModelSpec`).
+    crop : int, optional
+        LR crop edge of training.
+    metadata : dict, optional
+        Training metadata (config, history summary, versions, ...).
+    spec : ModelSpec, optional
+        Instead of ``alpha`` ... ``crop``.
+
+    Raises
+    ------
+    ConfigError
+        The spec does not fit the network (α, channels), or both ``spec`` and single fields.
+
+    Examples
+    --------
+    >>> m = SRModel(SRResNet3d(1, 2, channels=4, blocks=1), threshold=0.4)
+    >>> m.alpha, m.inputs, m.targets, m.transport_axis
+    (2, 'bin', 'morph', None)
+    """
+
+    def __init__(
+        self,
+        network: SRResNet3d,
+        *,
+        alpha: int | None = None,
+        inputs: str | None = None,
+        threshold: float | None = None,
+        targets: str | None = None,
+        transport_axis: int | None = None,
+        crop: int | None = None,
+        metadata: dict[str, Any] | None = None,
+        spec: ModelSpec | None = None,
+    ) -> None:
+        if not isinstance(network, SRResNet3d):
+            raise ConfigError(f"`network` must be an SRResNet3d, got {type(network).__name__}")
+        fields = {"alpha": alpha, "inputs": inputs, "threshold": threshold, "targets": targets,
+                  "transport_axis": transport_axis, "crop": crop}
+        if spec is not None:
+            given = [k for k, v in fields.items() if v is not None]
+            if given:
+                raise ConfigError(f"give either `spec` or {', '.join(given)}, not both")
+        else:
+            if threshold is None:
+                raise ConfigError("an SRModel needs `threshold` (μ* in (0, 1), the bundle's "
+                                  "fitted value; 0.5 if unknown)")
+            spec = ModelSpec(
+                alpha=network.scale if alpha is None else alpha,
+                inputs=("bin" if network.in_channels == 1 else "diffu") if inputs is None
+                else inputs,
+                threshold=threshold,
+                targets=_default_targets(network.out_channels) if targets is None else targets,
+                transport_axis=transport_axis, crop=crop)
+        _check_fits(spec, network)
+        self.network = network.eval()
+        self.spec = spec
+        self.metadata: dict[str, Any] = dict(metadata or {})
+
+    alpha = property(lambda self: self.spec.alpha, doc="Scale factor α.")
+    inputs = property(lambda self: self.spec.inputs, doc='"bin" or "diffu".')
+    threshold = property(lambda self: self.spec.threshold, doc="μ*: solid where p >= μ*.")
+    targets = property(lambda self: self.spec.targets, doc="Target kind trained on.")
+    transport_axis = property(lambda self: self.spec.transport_axis,
+                              doc="Axis of the diffusion channels (None if not used).")
 
     @property
     def in_channels(self) -> int:
+        """1 (binary LR) or 3 (binary LR + two diffusion channels)."""
         return self.network.in_channels
 
     @property
@@ -69,28 +330,35 @@ class SRModel:
         return self.network.halo
 
     def to(self, device: str) -> SRModel:
+        """Move the network to ``device`` (in place) and return self."""
         self.network.to(device)
         return self
 
-
-def _check_inputs(inputs: object) -> str:
-    if inputs not in INPUTS:
-        raise ConfigError(f"`inputs` must be 'bin' or 'diffu', got {inputs!r}")
-    return str(inputs)
+    def __repr__(self) -> str:
+        return f"SRModel({self.spec!r})"
 
 
-def input_channels(inputs: str) -> int:
-    """Network input channels of an ``inputs`` kind: 1 for "bin", 3 for "diffu" (spec §2.1.4)."""
-    return 1 if inputs == "bin" else 3
+def _check_fits(spec: ModelSpec, net: SRResNet3d) -> None:
+    if (spec.alpha, spec.in_channels, spec.out_channels) != (net.scale, net.in_channels,
+                                                             net.out_channels):
+        raise ConfigError(
+            f"the model spec (alpha={spec.alpha}, inputs={spec.inputs!r} -> "
+            f"{spec.in_channels} channel(s), targets={spec.targets!r} -> {spec.out_channels} "
+            f"output(s)) does not fit the network (scale {net.scale}, {net.in_channels} input "
+            f"and {net.out_channels} output channel(s))")
 
 
 def save_bundle(
     path: str | os.PathLike[str],
     model: SRResNet3d,
     *,
-    alpha: int,
-    inputs: str,
-    threshold: float,
+    alpha: int | None = None,
+    inputs: str | None = None,
+    threshold: float | None = None,
+    targets: str | None = None,
+    transport_axis: int | None = None,
+    crop: int | None = None,
+    spec: ModelSpec | None = None,
     arch_kwargs: dict[str, Any] | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> Path:
@@ -102,8 +370,11 @@ def save_bundle(
         Target file (conventionally ``model.pt``).
     model : SRResNet3d
         Network whose weights are stored (moved to CPU copies).
-    alpha, inputs, threshold
-        Scale factor, ``"bin"``/``"diffu"``, μ* in (0, 1).
+    alpha, inputs, threshold, targets, transport_axis, crop
+        The :class:`ModelSpec` fields (``alpha``/``inputs``/``targets`` default from the network);
+        or pass ``spec``.
+    spec : ModelSpec, optional
+        The whole spec.
     arch_kwargs : dict, optional
         Constructor arguments; default ``model.arch_kwargs()``.
     metadata : dict, optional
@@ -112,26 +383,36 @@ def save_bundle(
     Raises
     ------
     BundleError
-        ``alpha``/``inputs`` disagree with the architecture, or μ* outside (0, 1).
+        The spec disagrees with the architecture or is invalid (μ* outside (0, 1), a missing
+        transport axis, ...).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> p = save_bundle(os.path.join(tempfile.mkdtemp(), "m.pt"),
+    ...                 SRResNet3d(3, 2, channels=4, blocks=1), threshold=0.5, transport_axis=2)
+    >>> load_model(p).spec.transport_axis
+    2
     """
-    inputs = _check_inputs(inputs)
     arch = dict(arch_kwargs if arch_kwargs is not None else model.arch_kwargs())
-    if int(arch.get("scale", -1)) != int(alpha):
+    if alpha is not None and int(arch.get("scale", -1)) != int(alpha):
         raise BundleError(f"alpha={alpha} disagrees with the network's scale {arch.get('scale')}")
-    want_c = input_channels(inputs)
-    if int(arch.get("in_channels", -1)) != want_c:
-        raise BundleError(f"inputs={inputs!r} needs in_channels={want_c}, "
-                          f"the network has {arch.get('in_channels')}")
-    if not 0.0 < float(threshold) < 1.0:
-        raise BundleError(f"threshold must be in (0, 1), got {threshold}")
+    if inputs is not None:
+        want_c = input_channels(inputs)
+        if int(arch.get("in_channels", -1)) != want_c:
+            raise BundleError(f"inputs={inputs!r} needs in_channels={want_c}, "
+                              f"the network has {arch.get('in_channels')}")
+    try:
+        spec = SRModel(model, alpha=alpha, inputs=inputs, threshold=threshold, targets=targets,
+                       transport_axis=transport_axis, crop=crop, spec=spec).spec
+    except ConfigError as exc:
+        raise BundleError(f"cannot save the bundle {path}: {exc}") from None
     payload = {
         "format": BUNDLE_FORMAT,
         "format_version": BUNDLE_VERSION,
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "arch": arch,
-        "alpha": int(alpha),
-        "inputs": inputs,
-        "threshold": float(threshold),
+        "spec": spec.to_dict(),
         "metadata": metadata or {},
     }
     path = Path(path)
@@ -141,7 +422,16 @@ def save_bundle(
 
 
 def resolve_bundle_path(path: str | os.PathLike[str]) -> Path:
-    """A bundle file, or the ``model.pt`` inside a run folder."""
+    """A bundle file, or the ``model.pt`` inside a run folder.
+
+    Raises
+    ------
+    BundleError
+        ``path`` is not a path, or no bundle is there.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise BundleError(f"a model must be an SRModel, a bundle file or a training run folder; "
+                          f"got {type(path).__name__}")
     p = Path(path)
     if p.is_dir():
         p = p / BUNDLE_NAME
@@ -149,6 +439,42 @@ def resolve_bundle_path(path: str | os.PathLike[str]) -> Path:
         raise BundleError(f"no model bundle at {p}; pass a bundle file or a training run folder "
                           "containing model.pt (train one with `twinsr train`)")
     return p
+
+
+def _v1_spec(payload: dict[str, Any], net: SRResNet3d, p: Path) -> ModelSpec:
+    """The spec of a format-1 bundle, derived from its fields and metadata."""
+    meta = dict(payload.get("metadata") or {})
+    alpha, inputs = int(payload["alpha"]), str(payload["inputs"])
+    targets = str(meta.get("targets") or _default_targets(net.out_channels))
+    cfg = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    per = cfg.get("crop_per_alpha") or {}
+    crop = per.get(str(alpha), per.get(alpha, cfg.get("crop")))
+    axis = meta.get("transport_axis")
+    if axis is None and (inputs == "diffu" or target_kind(targets).needs_hr_solution):
+        axis = 0
+        warnings.warn(
+            f"model bundle {p} (format version 1) does not record the transport axis of its "
+            "diffusion channels; assuming axis 0, the default of the twinsr versions that wrote "
+            "it. If it was trained on a database built with another --axis, re-save it with "
+            "save_bundle(..., transport_axis=N)", ModelWarning, stacklevel=3)
+    return ModelSpec(alpha=alpha, inputs=inputs, threshold=float(payload["threshold"]),
+                     targets=targets, transport_axis=axis,
+                     crop=int(crop) if crop is not None else None)
+
+
+def _read_payload(p: Path) -> dict[str, Any]:
+    try:
+        payload = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a damaged file; all mean "unreadable"
+        raise BundleError(f"cannot read model bundle {p}: {type(exc).__name__}: {exc}. The file "
+                          "is corrupt or not a twinsr bundle; retrain or copy it again") from exc
+    if not isinstance(payload, dict) or payload.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{p} is not a twinsr model bundle (missing format tag "
+                          f"{BUNDLE_FORMAT!r})")
+    if payload.get("format_version") not in READABLE_VERSIONS:
+        raise BundleError(f"{p} has bundle format version {payload.get('format_version')}, this "
+                          f"twinsr reads versions {READABLE_VERSIONS}")
+    return payload
 
 
 def load_model(
@@ -169,15 +495,25 @@ def load_model(
     alpha, inputs : optional
         If given, the bundle must match them (else :class:`BundleError`).
 
+    Returns
+    -------
+    SRModel
+        With the bundle's :class:`ModelSpec` (derived for format-1 bundles).
+
     Raises
     ------
     BundleError
-        Missing, truncated or foreign file, unknown format version, weights that do not fit the
-        stored architecture, or a mismatch with the requested ``alpha`` / ``inputs``.
+        Missing, truncated or foreign file, unknown format version, weights or spec that do not
+        fit the stored architecture, or a mismatch with the requested ``alpha`` / ``inputs``.
+
+    Warns
+    -----
+    ModelWarning
+        A format-1 diffusion bundle without a recorded transport axis (axis 0 is assumed).
 
     Examples
     --------
-    >>> import tempfile, os
+    >>> import tempfile
     >>> net = SRResNet3d(1, 2, channels=4, blocks=1)
     >>> p = save_bundle(os.path.join(tempfile.mkdtemp(), "m.pt"), net, alpha=2, inputs="bin",
     ...                 threshold=0.5)
@@ -185,34 +521,21 @@ def load_model(
     2
     """
     p = resolve_bundle_path(path)
-    try:
-        payload = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise BundleError(f"cannot read model bundle {p}: {type(exc).__name__}: {exc}. The file "
-                          "is corrupt or not a twinsr bundle; retrain or copy it again") from exc
-    if not isinstance(payload, dict) or payload.get("format") != BUNDLE_FORMAT:
-        raise BundleError(f"{p} is not a twinsr model bundle (missing format tag "
-                          f"{BUNDLE_FORMAT!r})")
-    if payload.get("format_version") != BUNDLE_VERSION:
-        raise BundleError(f"{p} has bundle format version {payload.get('format_version')}, this "
-                          f"twinsr reads version {BUNDLE_VERSION}")
+    payload = _read_payload(p)
     try:
         arch = dict(payload["arch"])
-        b_alpha = int(payload["alpha"])
-        b_inputs = str(payload["inputs"])
-        thr = float(payload["threshold"])
         net = SRResNet3d(int(arch.pop("in_channels")), int(arch.pop("scale")), **arch)
         net.load_state_dict(payload["state_dict"], strict=True)
+        spec = (ModelSpec.from_dict(dict(payload["spec"])) if payload["format_version"] >= 2
+                else _v1_spec(payload, net, p))
+        model = SRModel(net, spec=spec, metadata=dict(payload.get("metadata") or {}))
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise BundleError(f"model bundle {p} is inconsistent: {exc}") from exc
-    if b_alpha != net.scale or input_channels(b_inputs) != net.in_channels:
-        raise BundleError(f"model bundle {p} is inconsistent: alpha={b_alpha}, inputs={b_inputs!r}"
-                          f" but the network has scale {net.scale}, {net.in_channels} channels")
-    if alpha is not None and int(alpha) != b_alpha:
-        raise BundleError(f"the model {p} super-resolves by alpha={b_alpha}, not alpha={alpha}; "
-                          "use the bundle trained for that factor")
-    if inputs is not None and inputs != b_inputs:
-        raise BundleError(f"the model {p} expects inputs={b_inputs!r}, not {inputs!r}")
-    net.eval().to(device)
-    return SRModel(network=net, alpha=b_alpha, inputs=b_inputs, threshold=thr,
-                   metadata=dict(payload.get("metadata") or {}))
+        reason = str(exc) if isinstance(exc, TwinsrError) else f"{type(exc).__name__}: {exc}"
+        raise BundleError(f"model bundle {p} is inconsistent: {reason}") from None
+    if alpha is not None and int(alpha) != model.alpha:
+        raise BundleError(f"the model {p} super-resolves by alpha={model.alpha}, not "
+                          f"alpha={alpha}; use the bundle trained for that factor")
+    if inputs is not None and inputs != model.inputs:
+        raise BundleError(f"the model {p} expects inputs={model.inputs!r}, not {inputs!r}")
+    model.network.to(device)
+    return model

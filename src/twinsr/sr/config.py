@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from twinsr.exceptions import ConfigError
+from twinsr.sr.targets import target_kind
 
 __all__ = ["PRESETS", "TrainConfig"]
 
@@ -57,8 +58,9 @@ class TrainConfig(BaseModel):
     threshold_bins
         Histogram resolution of the threshold fit.
     targets
-        ``"morph"`` (default): the HR morphology only (1 output channel). ``"morph+diffu"``: also
-        the HR pore and solid diffusion solutions (3 output channels, spec §4; the database needs
+        A registered target kind (:func:`twinsr.sr.targets.target_kinds`): ``"morph"``
+        (default): the HR morphology only (1 output channel). ``"morph+diffu"``: also the HR
+        pore and solid diffusion solutions (3 output channels, spec §4; the database needs
         ``hr_diffusion=True``; see :mod:`twinsr.sr.physics`).
     solution_weight
         Weight of the masked MSE on the solution channels in the loss
@@ -88,8 +90,16 @@ class TrainConfig(BaseModel):
     max_seconds: float | None = Field(None, gt=0)
     tile: int = Field(48, ge=4)
     threshold_bins: int = Field(4096, ge=16)
-    targets: Literal["morph", "morph+diffu"] = "morph"
+    targets: str = "morph"
     solution_weight: float = Field(1.0, ge=0)
+
+    @field_validator("targets")
+    @classmethod
+    def _known_targets(cls, value: str) -> str:
+        try:
+            return target_kind(value).name
+        except ConfigError as exc:  # pydantic reports a ValueError raised by a validator
+            raise ValueError(str(exc)) from None
 
     def crop_for(self, alpha: int) -> int:
         """LR crop edge used at factor α."""
@@ -161,5 +171,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         "crop_per_alpha": {2: 16, 4: 10, 8: 8},
         "batch_per_alpha": {2: 8, 4: 4, 8: 2}, "epochs": 30, "steps_per_epoch": 15,
         "lr": 2e-3, "patience": 5, "val_crops": 8, "max_seconds": 180.0, "tile": 32,
+    },
+    # CI-sized (the ``micro`` study): a tiny network, a few steps; seconds per network on CPU
+    "micro": {
+        "channels": 4, "blocks": 1, "taper": True, "crop": 6,
+        "crop_per_alpha": {2: 6, 4: 4, 8: 3},
+        "batch_per_alpha": {2: 2, 4: 2, 8: 1}, "epochs": 2, "steps_per_epoch": 3,
+        "lr": 2e-3, "patience": 2, "val_crops": 2, "max_seconds": 20.0, "tile": 16,
     },
 }

@@ -36,6 +36,7 @@ from twinsr._atomic import atomic_path, atomic_write_text
 from twinsr._provenance import package_versions
 from twinsr._validation import check_alpha, check_axis, check_shape
 from twinsr.exceptions import ConfigError, DatasetError
+from twinsr.sr.targets import target_kind
 
 __all__ = ["Database", "Pair", "build_database", "open_database"]
 
@@ -140,8 +141,8 @@ def _build_entry(job: dict[str, Any]) -> str:
     hr = np.ascontiguousarray(model.sample(tuple(job["shape"]), rng=rng), dtype=np.uint8)
     _save_npy(folder / "hr.npy", hr)
     if job.get("hr_diffusion"):
-        from twinsr.sr.physics import floating_mask
         from twinsr.transport import diffusion_channels
+        from twinsr.transport.clusters import floating_mask
 
         d_hr = diffusion_channels(hr, axis=job["axis"], device=job["device"])
         _save_npy(folder / "hr_diffu.npy", np.asarray(d_hr, dtype=np.float32))
@@ -224,9 +225,13 @@ def build_database(
 
     Examples
     --------
-    >>> from twinsr.stochastic import ChiSquareModel            # doctest: +SKIP
-    >>> db = build_database([ChiSquareModel(nu=1.4, gamma=0.1)], "db", n_realizations=3,
-    ...                     shape=64, alphas=(2,), split=(1, 1, 1))  # doctest: +SKIP
+    >>> import tempfile
+    >>> from twinsr.stochastic import ChiSquareModel
+    >>> db = build_database([ChiSquareModel(nu=1.4, gamma=0.3)], tempfile.mkdtemp(),
+    ...                     n_realizations=3, shape=16, alphas=(2,), split=(1, 1, 1),
+    ...                     diffusion=False)
+    >>> db.entries("val"), db.lr("m00_r01", 2).shape
+    (['m00_r01'], (8, 8, 8))
     """
     model_objs = [_load_model(m) for m in models]
     if not model_objs:
@@ -437,8 +442,10 @@ class Database:
               targets: str = "morph") -> list[Pair]:
         """Aligned pairs of a split at factor α, with the inputs of a "bin" or "diffu" network.
 
-        ``targets="morph+diffu"`` also attaches the HR solution and floating mask (the database
-        must be built with ``hr_diffusion=True``, else :class:`DatasetError`).
+        A target kind that needs the HR solution (``targets="morph+diffu"``, see
+        :mod:`twinsr.sr.targets`) also attaches the HR solution and floating mask (the database
+        must be built with ``hr_diffusion=True``, else :class:`DatasetError`); an unknown
+        ``targets`` raises :class:`ConfigError` listing the known kinds.
 
         Returns
         -------
@@ -448,9 +455,8 @@ class Database:
         """
         if inputs not in ("bin", "diffu"):
             raise ConfigError(f"`inputs` must be 'bin' or 'diffu', got {inputs!r}")
-        if targets not in ("morph", "morph+diffu"):
-            raise ConfigError(f"`targets` must be 'morph' or 'morph+diffu', got {targets!r}")
-        if targets == "morph+diffu":
+        with_solution = target_kind(targets).needs_hr_solution
+        if with_solution:
             self._check_hr_diffusion()
         alpha = self._check_alpha(alpha)
         out = []
@@ -462,7 +468,7 @@ class Database:
                 chans = (lr, d[0], d[1])
             info = self.manifest["entries"][name]
             sol = flo = None
-            if targets == "morph+diffu":
+            if with_solution:
                 sol, flo = self.hr_solution(name), self.hr_floating(name)
             out.append(Pair(name, int(info["model"]), int(info["realization"]), alpha, chans,
                             self.hr(name), sol, flo))

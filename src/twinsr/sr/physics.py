@@ -3,18 +3,23 @@
 A network with ``out_channels=3`` predicts, on the HR grid, the solid-phase logit together with the
 pore and the solid solution of the Laplace problem of :func:`twinsr.transport.diffusion_channels`
 (u = 0 on the inlet face, u = 1 on the outlet face along the transport axis, zero flux elsewhere;
-0 outside the phase). This module holds the pieces that keep such targets physically consistent:
+0 outside the phase). Everything such networks need lives here, and no core module of
+:mod:`twinsr.sr` imports it:
 
-* :func:`floating_mask` — voxels whose 6-connected phase cluster touches neither Dirichlet face
-  (the solver sets them to 0, and they stay 0 under every symmetry);
-* :func:`axis_symmetries` — the 16 cube symmetries that map the transport axis onto itself. The
-  other 32 would move the potential drop to another axis, which a binary input cannot reveal;
-* :func:`transform_solution` — a symmetry applied to solution channels: when it reverses the
-  transport axis, inlet and outlet swap and the solution becomes u → 1 − u on the phase voxels of
-  clusters touching a face (percolating and dead-end clusters); floating clusters and voxels
-  outside the phase stay 0. The result is again the discrete solution for the transformed image;
+* :class:`SolutionCropSampler` — crops with 3-channel HR targets (binary, pore solution, solid
+  solution), augmented only by the 16 symmetries that keep the transport axis in place; when one
+  reverses the axis the solutions (HR targets and LR solution inputs) become u → 1 − u on the
+  non-floating phase voxels (:func:`twinsr.sr.symmetry.transform_solution`), so every augmented
+  pair still solves the same transport problem;
+* :func:`combined_loss` — BCE on the morphology + w · the MSE of the solutions, each voxel's error
+  taken in the channel of its TRUE HR phase;
+* the target kind ``"morph+diffu"`` (registered with :mod:`twinsr.sr.targets` at import);
 * :func:`solution_error` — the error of a predicted HR solution against the solve on the true HR
   image: RMSE inside the true phase and the effective tortuosity implied by the predicted field.
+
+:func:`floating_mask`, :func:`axis_symmetries`, :func:`reverses_axis` and
+:func:`transform_solution` are defined in the leaf :mod:`twinsr.sr.symmetry` (the database needs
+the floating mask too) and re-exported here.
 
 References
 ----------
@@ -24,19 +29,35 @@ Spec §2.1.4 (Eqs. 7–8, the diffusion channels), §2.1.5 (τ_eff = ε·D/D_eff
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from typing import Any
 
 import numpy as np
-import scipy.ndimage as ndi
+import torch
+from torch import nn
 
 from twinsr._validation import as_binary_volume, check_axis, check_finite
-from twinsr.exceptions import VolumeError
-from twinsr.sr.data import Symmetry, apply_symmetry, cube_symmetries
+from twinsr.exceptions import ConfigError, DatasetError, VolumeError
+from twinsr.sr.data import CropSampler
+from twinsr.sr.objectives import bce_loss
+from twinsr.sr.symmetry import (
+    Symmetry,
+    apply_symmetry,
+    axis_symmetries,
+    reverses_axis,
+    transform_solution,
+)
+from twinsr.sr.targets import TargetKind, register_target_kind
+from twinsr.transport.clusters import classify_clusters, floating_mask
+from twinsr.transport.flux import effective_diffusivity, face_fluxes
 
 __all__ = [
+    "MORPH_DIFFU",
+    "SolutionCropSampler",
     "SolutionError",
     "axis_symmetries",
+    "combined_loss",
     "floating_mask",
     "reverses_axis",
     "solution_error",
@@ -44,105 +65,177 @@ __all__ = [
 ]
 
 
-@lru_cache(maxsize=3)
-def axis_symmetries(axis: int) -> tuple[Symmetry, ...]:
-    """The 16 cube symmetries that map the transport ``axis`` onto itself (in either direction).
-
-    Examples
-    --------
-    >>> len(axis_symmetries(0)), axis_symmetries(0)[0]
-    (16, Symmetry(perm=(0, 1, 2), flips=(False, False, False)))
-    """
-    ax = check_axis(axis)
-    return tuple(s for s in cube_symmetries() if s.perm[ax] == ax)
-
-
-def reverses_axis(sym: Symmetry, axis: int) -> bool:
-    """True if ``sym`` (which must keep ``axis`` in place) reverses the transport axis."""
-    ax = check_axis(axis)
-    if sym.perm[ax] != ax:
-        raise VolumeError(f"symmetry {sym} moves the transport axis {ax}; use axis_symmetries()")
-    return bool(sym.flips[ax])
-
-
-def floating_mask(im: np.ndarray, *, axis: int = 0) -> np.ndarray:
-    """Voxels of 6-connected clusters (of either phase) that touch neither face along ``axis``.
+class SolutionCropSampler(CropSampler):
+    """Crop sampler whose targets carry the HR diffusion solution (``targets="morph+diffu"``).
 
     Parameters
     ----------
-    im : array_like, shape (Z, Y, X)
-        Binary volume, 1 = solid, 0 = pore.
+    sources : sequence of (lr_channels, hr)
+        As for :class:`~twinsr.sr.data.CropSampler`; with 3 LR channels the LR solutions are
+        transformed like the HR ones.
+    solutions : sequence of (hr_solution, hr_floating)
+        Per source, the HR diffusion channels float32 (2, Z, Y, X) of ``hr`` and its
+        floating-cluster mask (Z, Y, X) (:func:`floating_mask`).
     axis : int
-        Transport axis.
-
-    Returns
-    -------
-    ndarray of bool, shape (Z, Y, X)
-        True on floating voxels (the Laplace solver gives them u = 0 in their phase's channel).
-
-    Examples
-    --------
-    >>> im = np.zeros((5, 3, 3), np.uint8); im[2, 1, 1] = 1
-    >>> int(floating_mask(im).sum())
-    1
-    """
-    vol = as_binary_volume(im, "im")
-    ax = check_axis(axis)
-    out = np.zeros(vol.shape, dtype=bool)
-    for ph in (0, 1):
-        lab, n = ndi.label(vol == ph)
-        if n == 0:
-            continue
-        touch = np.zeros(n + 1, dtype=bool)
-        touch[np.take(lab, 0, axis=ax)] = True
-        touch[np.take(lab, -1, axis=ax)] = True
-        touch[0] = True
-        out |= ~touch[lab]
-    return out
-
-
-def _flip_solution(sol: np.ndarray, im: np.ndarray, floating: np.ndarray) -> np.ndarray:
-    """u → 1 − u on the non-floating voxels of each channel's phase (channel c: phase c)."""
-    out = np.array(sol, dtype=np.float32, copy=True)
-    for c in range(out.shape[0]):
-        m = (im == c) & ~floating
-        out[c][m] = 1.0 - out[c][m]
-    return out
-
-
-def transform_solution(
-    sol: np.ndarray, im: np.ndarray, sym: Symmetry, *, axis: int, floating: np.ndarray
-) -> np.ndarray:
-    """Apply a transport-axis-preserving symmetry to a pair of solution channels.
-
-    Parameters
-    ----------
-    sol : ndarray, shape (2, Z, Y, X)
-        Pore (channel 0) and solid (channel 1) solutions on ``im``, values in [0, 1].
-    im : ndarray, shape (Z, Y, X)
-        The binary image they solve (1 = solid); untransformed.
-    sym : Symmetry
-        An element of :func:`axis_symmetries` ``(axis)``.
-    axis : int
-        Transport axis.
-    floating : ndarray of bool, shape (Z, Y, X)
-        :func:`floating_mask` of ``im`` (on a crop: the crop of the whole volume's mask).
-
-    Returns
-    -------
-    ndarray of float32, shape (2, Z', Y', X')
-        Solutions for ``apply_symmetry(im, sym)``; with a reversed transport axis u → 1 − u on
-        the phase voxels outside floating clusters.
+        Transport axis of the solutions.
+    alpha, crop, rng, augment
+        As for :class:`~twinsr.sr.data.CropSampler`; ``augment`` draws uniformly from the 16
+        :func:`axis_symmetries` ``(axis)``.
 
     Raises
     ------
-    VolumeError
-        ``sym`` moves the transport axis.
+    DatasetError
+        No sources, crops that do not fit, or ``solutions`` that do not match the sources.
+
+    Examples
+    --------
+    >>> hr = np.zeros((8, 8, 8), np.uint8); hr[:, :4] = 1
+    >>> sol = np.zeros((2, 8, 8, 8), np.float32)
+    >>> s = SolutionCropSampler([((hr[::2, ::2, ::2],), hr)], solutions=[(sol, hr * 0)], axis=0,
+    ...                         alpha=2, crop=3, rng=0)
+    >>> s.sample(2)[1].shape
+    (2, 3, 6, 6, 6)
     """
-    rev = reverses_axis(sym, axis)
-    if rev:
-        sol = _flip_solution(sol, np.asarray(im), np.asarray(floating, dtype=bool))
-    return np.ascontiguousarray(apply_symmetry(np.asarray(sol, dtype=np.float32), sym))
+
+    def __init__(
+        self,
+        sources: Sequence[tuple[Sequence[np.ndarray], np.ndarray]],
+        *,
+        solutions: Sequence[tuple[np.ndarray, np.ndarray]],
+        axis: int,
+        alpha: int,
+        crop: int,
+        rng: int | np.random.Generator | None = None,
+        augment: bool = True,
+    ) -> None:
+        super().__init__(sources, alpha=alpha, crop=crop, rng=rng, augment=augment)
+        self.axis = check_axis(axis)
+        self.solutions = list(solutions)
+        if len(self.solutions) != len(self.sources):
+            raise DatasetError(f"{len(self.solutions)} solution arrays for {len(self.sources)} "
+                               "sources; give one (hr_solution, hr_floating) per source")
+        self._lr_floating: list[np.ndarray | None] = []
+        for (chans, hr), (sol, flo) in zip(self.sources, self.solutions, strict=True):
+            if tuple(sol.shape) != (2, *hr.shape) or tuple(flo.shape) != tuple(hr.shape):
+                raise DatasetError(f"HR solution of shape {tuple(sol.shape)} / floating mask "
+                                   f"{tuple(flo.shape)} do not match HR shape "
+                                   f"{tuple(hr.shape)}; expected (2, *hr.shape)")
+            self._lr_floating.append(floating_mask(np.asarray(chans[0]), axis=self.axis)
+                                     if len(chans) == 3 else None)
+
+    def choose_symmetry(self) -> Symmetry:
+        """Uniform over the 16 symmetries keeping the transport axis (identity without augment)."""
+        syms = axis_symmetries(self.axis)
+        return syms[int(self.rng.integers(len(syms))) if self.augment else 0]
+
+    def draw_with_solution(self, sym: Symmetry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Like :meth:`draw`, plus the HR solution crop; ``sym`` must keep the transport axis.
+
+        Returns
+        -------
+        lr : float32 (C, n, n, n)
+            Inputs; for C = 3 the LR solutions transformed like the HR ones.
+        hr : uint8 (αn, αn, αn)
+        hr_solution : float32 (2, αn, αn, αn)
+            Diffusion channels of ``hr`` after the symmetry (see :func:`transform_solution`).
+
+        Raises
+        ------
+        VolumeError
+            ``sym`` moves the transport axis.
+        """
+        reverses_axis(sym, self.axis)  # refuse before consuming the RNG
+        w = self.window(sym)
+        chans, hr = self.sources[w.index]
+        lr = np.stack([np.asarray(c[w.lr], dtype=np.float32) for c in chans])
+        out_lr = np.ascontiguousarray(apply_symmetry(lr, sym))
+        lr_flo = self._lr_floating[w.index]
+        if lr_flo is not None:  # lr[0] is the binary LR crop (as float32 0/1)
+            out_lr[1:] = transform_solution(lr[1:], lr[0], sym, axis=self.axis,
+                                            floating=lr_flo[w.lr])
+        sol, flo = self.solutions[w.index]
+        h = np.asarray(hr[w.hr])
+        h_sol = transform_solution(np.asarray(sol[(slice(None), *w.hr)], dtype=np.float32), h,
+                                   sym, axis=self.axis, floating=np.asarray(flo[w.hr], bool))
+        return out_lr, np.ascontiguousarray(apply_symmetry(h, sym)), h_sol
+
+    def draw_target(self, sym: Symmetry) -> tuple[np.ndarray, np.ndarray]:
+        """``lr`` (C, n, n, n) and the target (3, αn, αn, αn): binary HR, pore and solid solution."""
+        lr, hr, sol = self.draw_with_solution(sym)
+        return lr, np.concatenate([hr[None].astype(np.float32), sol])
+
+
+def combined_loss(output: torch.Tensor, target: torch.Tensor, *,
+                  solution_weight: float = 1.0) -> torch.Tensor:
+    """Loss of a morphology (+ solution) network.
+
+    Parameters
+    ----------
+    output : tensor (N, 1 or 3, Z, Y, X)
+        Network output: channel 0 the solid logit, channels 1–2 the pore / solid solutions.
+    target : tensor (N, 1 or 3, Z, Y, X)
+        Channel 0 the binary HR image (1 = solid), channels 1–2 its diffusion channels.
+    solution_weight : float
+        Weight w of the solution term.
+
+    Returns
+    -------
+    tensor (scalar)
+        :func:`twinsr.sr.objectives.bce_loss` for 1-channel targets; for 3-channel targets
+        ``BCEWithLogits(out₀, t₀) + w · mean_v (out_{1+φ(v)}(v) − t_{1+φ(v)}(v))²`` with
+        φ(v) = t₀(v) ∈ {0, 1} the TRUE phase of voxel v: every voxel contributes the squared error
+        of its own phase's solution (the pore channel is masked to the true pore, the solid
+        channel to the true solid); predictions outside the true phase are not penalised.
+
+    Raises
+    ------
+    ConfigError
+        A 3-channel target with a 1-channel output (``targets="morph+diffu"`` needs
+        ``out_channels=3``), or other channel counts that do not fit.
+
+    Examples
+    --------
+    >>> t = torch.zeros(1, 3, 2, 2, 2); out = t.clone(); out[:, 0] = -30.0
+    >>> float(combined_loss(out, t)) < 1e-9
+    True
+    """
+    if target.shape[1] == 1 and output.shape[1] == 1:
+        return bce_loss(output, target)
+    if target.shape[1] != 3 or output.shape[1] != 3:
+        raise ConfigError(
+            f"targets with {target.shape[1]} channel(s) cannot train a network with "
+            f"{output.shape[1]} output channel(s); targets='morph+diffu' needs a network with "
+            "out_channels=3 and targets='morph' one with out_channels=1")
+    bce = nn.functional.binary_cross_entropy_with_logits(output[:, :1], target[:, :1])
+    solid = target[:, :1]
+    err = torch.where(solid > 0.5, output[:, 2:3] - target[:, 2:3],
+                      output[:, 1:2] - target[:, 1:2])
+    return bce + float(solution_weight) * err.square().mean()
+
+
+def _solution_sampler(pairs: Sequence[Any], *, alpha: int, crop: int,
+                      rng: int | np.random.Generator | None, augment: bool,
+                      axis: int) -> SolutionCropSampler:
+    return SolutionCropSampler([(p.channels, p.hr) for p in pairs],
+                               solutions=[(p.hr_solution, p.hr_floating) for p in pairs],
+                               axis=axis, alpha=alpha, crop=crop, rng=rng, augment=augment)
+
+
+def _solution_loss(config: Any) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    weight = float(config.solution_weight)
+
+    def loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return combined_loss(output, target, solution_weight=weight)
+
+    return loss
+
+
+MORPH_DIFFU = register_target_kind(TargetKind(
+    name="morph+diffu", out_channels=3,
+    output_names=("solid_logit", "pore_solution", "solid_solution"), needs_hr_solution=True,
+    make_sampler=_solution_sampler, make_loss=_solution_loss,
+    description="the HR morphology and its pore / solid diffusion solutions (spec §4); needs a "
+                "database built with hr_diffusion=True"))
 
 
 @dataclass(frozen=True)
@@ -165,16 +258,6 @@ class SolutionError:
     rmse: tuple[float, float]
     tau_true: tuple[float, float]
     tau_pred: tuple[float, float]
-
-
-def _mean_flux(u: np.ndarray, perc: np.ndarray) -> float:
-    """Mean face flux of field u (transport axis first) through percolating voxels ``perc``."""
-    uu = np.where(perc, u.astype(np.float64), 0.0)
-    both = perc[1:] & perc[:-1]
-    inner = np.where(both, uu[1:] - uu[:-1], 0.0).sum(axis=(1, 2))
-    inlet = 2.0 * uu[0][perc[0]].sum()
-    outlet = 2.0 * (1.0 - uu[-1][perc[-1]]).sum()
-    return float(np.concatenate([[inlet], inner, [outlet]]).mean())
 
 
 def solution_error(
@@ -230,27 +313,18 @@ def solution_error(
             else np.asarray(true_solution, dtype=np.float32))
     if true.shape != pred.shape:
         raise VolumeError(f"`true_solution` must have shape {pred.shape}, got {true.shape}")
-    hr_t = np.moveaxis(hr, ax, 0)
-    area = hr_t.shape[1] * hr_t.shape[2]
-    n0 = hr_t.shape[0]
     rmse, tau_t, tau_p = [], [], []
     for ph in (0, 1):
         m = hr == ph
         d = pred[ph][m] - true[ph][m]
         rmse.append(float(np.sqrt(np.mean(d.astype(np.float64) ** 2))) if d.size else 0.0)
-        phase_t = hr_t == ph
-        lab, n = ndi.label(phase_t)
-        tin = np.zeros(n + 1, bool)
-        tout = np.zeros(n + 1, bool)
-        tin[lab[0]] = True
-        tout[lab[-1]] = True
-        tin[0] = False
-        perc = (tin & tout)[lab]
-        eps = float(phase_t.mean())
+        cm = classify_clusters(hr, phase=ph, axis=ax)
+        eps = cm.n_phase / hr.size
         taus = []
         for field in (true[ph], pred[ph]):
-            f = _mean_flux(np.moveaxis(field, ax, 0), perc) if perc.any() else 0.0
-            taus.append(eps * area / (f * n0) if f > 0 else math.inf)
+            d_eff = (effective_diffusivity(face_fluxes(field, cm.percolating, axis=ax), hr.shape,
+                                           axis=ax) if cm.n_percolating else 0.0)
+            taus.append(eps / d_eff if d_eff > 0 else math.inf)
         tau_t.append(taus[0])
         tau_p.append(taus[1])
     return SolutionError((rmse[0], rmse[1]), (tau_t[0], tau_t[1]), (tau_p[0], tau_p[1]))

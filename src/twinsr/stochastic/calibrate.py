@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,22 +27,29 @@ import numpy as np
 from scipy import fft as sfft
 from scipy import optimize
 
-from twinsr._validation import as_binary_volume
-from twinsr.exceptions import ConfigError, VolumeError
+from twinsr._validation import as_binary_volume, check_int
+from twinsr.exceptions import CalibrationWarning, ConfigError, VolumeError
 from twinsr.stochastic.covariance import COVARIANCE_FAMILIES, make_covariance
 from twinsr.stochastic.excursion import (
     EXCURSION_PHASES,
     ChiSquareModel,
-    _check_voxel_size,
+    check_excursion_phase,
     excursion_coverage,
+    isotropic_voxel_size,
 )
 
-__all__ = ["CalibrationResult", "calibrate", "empirical_two_point_coverage", "plot_calibration"]
+__all__ = [
+    "GAMMA_BOUNDS",
+    "CalibrationResult",
+    "calibrate",
+    "empirical_two_point_coverage",
+    "plot_calibration",
+]
 
 log = logging.getLogger(__name__)
 
 MIN_SIZE = 16
-_GAMMA_BOUNDS = (1e-3, 5.0)  # voxel^-1 search interval
+GAMMA_BOUNDS = (1e-3, 5.0)  # voxel^-1: the search interval of the γ fit
 _CHEB_DEGREE = 48
 
 
@@ -73,6 +81,11 @@ class CalibrationResult:
         Solid fraction ε of the image.
     shape : tuple of int
         Shape of the calibrated image.
+    gamma_at_bound : bool
+        The chosen γ lies on an end of the search interval :data:`GAMMA_BOUNDS` (a
+        :class:`~twinsr.exceptions.CalibrationWarning` was issued): the fit is unreliable.
+    gammas_at_bound : dict[str, bool]
+        The same per family tried (for the chosen excursion phase).
     """
 
     model: ChiSquareModel
@@ -89,6 +102,8 @@ class CalibrationResult:
     residuals_by_phase: dict[str, float] = field(default_factory=dict)
     volume_fraction: float = float("nan")
     shape: tuple[int, int, int] = (0, 0, 0)
+    gamma_at_bound: bool = False
+    gammas_at_bound: dict[str, bool] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready fit diagnostics (no arrays)."""
@@ -102,6 +117,9 @@ class CalibrationResult:
             "max_lag": int(self.lags[-1]),
             "image_shape": list(self.shape),
             "image_volume_fraction": self.volume_fraction,
+            "gamma_at_bound": self.gamma_at_bound,
+            "gammas_at_bound": dict(self.gammas_at_bound),
+            "gamma_search_bounds": list(GAMMA_BOUNDS),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -113,13 +131,8 @@ class CalibrationResult:
 
 
 def _check_max_lag(max_lag: object, shape: tuple[int, ...]) -> int:
-    if isinstance(max_lag, bool) or not isinstance(max_lag, (int, np.integer)):
-        raise ConfigError(f"`max_lag` must be a positive integer, got {max_lag!r}")
-    limit = min(shape) - 1
-    if not 1 <= int(max_lag) <= limit:
-        raise ConfigError(f"`max_lag` must be in 1..{limit} for an image of shape {shape}, "
-                          f"got {max_lag}")
-    return int(max_lag)
+    return check_int(max_lag, "max_lag", minimum=1, maximum=min(shape) - 1,
+                     context=f" for an image of shape {shape}", error=ConfigError)
 
 
 def _axis_autocorrelation(im: np.ndarray, axis: int, max_lag: int) -> np.ndarray:
@@ -216,14 +229,15 @@ class _CoverageTable:
 
 
 def _fit_gamma(family: str, matern_nu: float, table: _CoverageTable, h: np.ndarray,
-               target: np.ndarray) -> tuple[float, float]:
-    """Least-squares γ (log-grid search, then bounded Brent); returns (γ, rms residual)."""
+               target: np.ndarray) -> tuple[float, float, bool]:
+    """Least-squares γ (log-grid search, then bounded Brent); returns (γ, rms residual, whether
+    γ lies on an end of :data:`GAMMA_BOUNDS`)."""
 
     def rms(log_g: float) -> float:
         cov = make_covariance(family, math.exp(log_g), matern_nu=matern_nu)
         return float(np.sqrt(np.mean((table(cov.rho(h)) - target) ** 2)))
 
-    lo, hi = math.log(_GAMMA_BOUNDS[0]), math.log(_GAMMA_BOUNDS[1])
+    lo, hi = math.log(GAMMA_BOUNDS[0]), math.log(GAMMA_BOUNDS[1])
     grid = np.linspace(lo, hi, 64)
     vals = np.array([rms(g) for g in grid])
     i = int(np.argmin(vals))
@@ -231,7 +245,26 @@ def _fit_gamma(family: str, matern_nu: float, table: _CoverageTable, h: np.ndarr
     res = optimize.minimize_scalar(rms, bounds=(a, b), method="bounded",
                                    options={"xatol": 1e-7})
     best_lg, best = (float(res.x), float(res.fun)) if res.fun <= vals[i] else (grid[i], vals[i])
-    return math.exp(best_lg), best
+    # on a bound, or no better than a bound (a flat residual: the image does not pin γ down)
+    flat = min(vals[0], vals[-1]) <= best * (1 + 1e-6) + 1e-12
+    at_bound = bool(min(abs(best_lg - lo), abs(best_lg - hi)) < 1e-4 or flat)
+    return math.exp(best_lg), best, at_bound
+
+
+def _warn_at_bound(gamma: float, family: str) -> None:
+    if gamma < math.sqrt(GAMMA_BOUNDS[0] * GAMMA_BOUNDS[1]):  # nearer the lower end (log scale)
+        why = (f"the lower end {GAMMA_BOUNDS[0]:g} voxel^-1 (a correlation length beyond "
+               "a thousand voxels): the two-point coverage does not decay within the fit range; "
+               "calibrate a larger volume (many correlation lengths across), or try another "
+               "covariance family")
+    else:
+        why = (f"the upper end {GAMMA_BOUNDS[1]:g} voxel^-1 (correlated over less than a voxel): "
+               "the image looks like noise at the voxel scale; check the segmentation, or try "
+               "another covariance family")
+    warnings.warn(f"calibrate: the fitted gamma={gamma:.4g} of the {family} family lies on (or "
+                  f"fits no better than) {why}; "
+                  "the fit is unreliable (CalibrationResult.gamma_at_bound is True)",
+                  CalibrationWarning, stacklevel=3)
 
 
 def _families(covariance: object) -> list[str]:
@@ -244,14 +277,9 @@ def _families(covariance: object) -> list[str]:
 
 
 def _phases(excursion_phase: object) -> list[str]:
-    if isinstance(excursion_phase, str):
-        key = excursion_phase.strip().lower()
-        if key == "auto":
-            return list(EXCURSION_PHASES)
-        if key in EXCURSION_PHASES:
-            return [key]
-    raise ConfigError(f"`excursion_phase` must be one of solid, pore, auto, got "
-                      f"{excursion_phase!r}")
+    if isinstance(excursion_phase, str) and excursion_phase.strip().lower() == "auto":
+        return list(EXCURSION_PHASES)
+    return [check_excursion_phase(excursion_phase)]
 
 
 def calibrate(
@@ -294,6 +322,13 @@ def calibrate(
     ConfigError
         Unknown family or excursion phase, bad ``max_lag`` or ``voxel_size``.
 
+    Warns
+    -----
+    CalibrationWarning
+        The chosen γ lies on an end of :data:`GAMMA_BOUNDS` (``gamma_at_bound=True``): a volume
+        too small to see the correlation decay, an image that is noise at the voxel scale, or a
+        family that does not fit.
+
     References
     ----------
     Paper §2.1.2 (ν from the volume fraction, γ from the covariance of the binary image).
@@ -311,7 +346,7 @@ def calibrate(
                           f"least {MIN_SIZE} voxels (use a larger sample)")
     families = _families(covariance)
     phases = _phases(excursion_phase)
-    vs = _check_voxel_size(voxel_size)
+    vs = isotropic_voxel_size(voxel_size)
     n_solid = int(np.count_nonzero(b))
     eps = n_solid / b.size
     if n_solid == 0 or n_solid == b.size:
@@ -326,17 +361,19 @@ def calibrate(
         lag = _check_max_lag(max_lag, b.shape)
         emp = _s2(b, lag)
     h = np.arange(lag + 1)
-    fits: dict[tuple[str, str], tuple[float, float]] = {}
+    fits: dict[tuple[str, str], tuple[float, float, bool]] = {}
     for phase in phases:
         e_exc = eps if phase == "solid" else 1.0 - eps
         nu = -2.0 * math.log(e_exc)
         table = _CoverageTable(nu, phase)
         for fam in families:
             fits[(phase, fam)] = _fit_gamma(fam, matern_nu, table, h[1:], emp[1:])
-            log.info("calibrate: phase=%s family=%s gamma=%.5g rms=%.3g", phase, fam,
+            log.info("calibrate: phase=%s family=%s gamma=%.5g rms=%.3g at_bound=%s", phase, fam,
                      *fits[(phase, fam)])
     best_phase, best_fam = min(fits, key=lambda k: fits[k][1])
-    gamma, resid = fits[(best_phase, best_fam)]
+    gamma, resid, at_bound = fits[(best_phase, best_fam)]
+    if at_bound:
+        _warn_at_bound(gamma, best_fam)
     model = ChiSquareModel.from_volume_fraction(eps, gamma, best_fam, matern_nu=matern_nu,
                                                 excursion_phase=best_phase, voxel_size=vs)
     fitted = model.two_point_coverage(h)
@@ -348,6 +385,7 @@ def calibrate(
         gammas_by_family={f: fits[(best_phase, f)][0] for f in families},
         residuals_by_phase={p: min(fits[(p, f)][1] for f in families) for p in phases},
         volume_fraction=eps, shape=tuple(int(s) for s in b.shape),  # type: ignore[arg-type]
+        gamma_at_bound=at_bound, gammas_at_bound={f: fits[(best_phase, f)][2] for f in families},
     )
 
 
@@ -368,11 +406,26 @@ def plot_calibration(result: CalibrationResult, path: str | os.PathLike[str], *,
     Returns
     -------
     pathlib.Path
-    """
-    import matplotlib
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    Raises
+    ------
+    ConfigError
+        ``result`` is not a CalibrationResult.
+
+    Notes
+    -----
+    Drawn on a :class:`matplotlib.figure.Figure` (no pyplot), so the caller's matplotlib
+    backend and open figures are untouched.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> fit = calibrate(ChiSquareModel.from_volume_fraction(0.5, 0.25).sample(24, rng=0),
+    ...                 covariance="gaussian")
+    >>> plot_calibration(fit, os.path.join(tempfile.mkdtemp(), "fit.png")).suffix
+    '.png'
+    """
+    from matplotlib.figure import Figure
 
     from twinsr._atomic import atomic_path
 
@@ -384,7 +437,8 @@ def plot_calibration(result: CalibrationResult, path: str | os.PathLike[str], *,
     twin_s2 = _s2(twin, lag)
     hh = np.linspace(0, lag, 4 * lag + 1)
     eps = result.volume_fraction
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    fig = Figure(figsize=(6.4, 4.2), dpi=120)  # no pyplot: the user's backend is left alone
+    ax = fig.subplots()
     ax.plot(result.lags, result.empirical, "o", ms=3.5, label="image (empirical)")
     ax.plot(hh, result.model.two_point_coverage(hh), "-", lw=1.6,
             label=f"fitted {result.family}, {result.excursion_phase} excursion")
@@ -400,5 +454,4 @@ def plot_calibration(result: CalibrationResult, path: str | os.PathLike[str], *,
     p.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(p) as tmp:
         fig.savefig(tmp, format="png")
-    plt.close(fig)
     return p

@@ -50,6 +50,7 @@ from typing import ClassVar
 import numpy as np
 from scipy import special
 
+from twinsr._validation import check_positive
 from twinsr.exceptions import ConfigError
 
 __all__ = [
@@ -66,19 +67,9 @@ __all__ = [
 COVARIANCE_FAMILIES: tuple[str, ...] = ("exponential", "gaussian", "matern")
 
 
-def _positive_float(value: object, name: str, hint: str) -> float:
-    """``value`` as a finite float > 0, else ConfigError naming ``name`` and what it means."""
-    try:
-        v = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"`{name}` must be a number ({hint}), got {value!r}") from exc
-    if not math.isfinite(v) or v <= 0:
-        raise ConfigError(f"`{name}` must be finite and > 0 ({hint}), got {value!r}")
-    return v
-
-
 def _check_gamma(gamma: object) -> float:
-    return _positive_float(gamma, "gamma", "inverse correlation length in voxel^-1")
+    return check_positive(gamma, "gamma", hint="inverse correlation length in voxel^-1",
+                          error=ConfigError)
 
 
 @dataclass(frozen=True)
@@ -247,7 +238,7 @@ def make_covariance(name: str, gamma: float, *, matern_nu: float = 1.5) -> Covar
 
 
 def _check_voxel(voxel_size: object) -> float:
-    return _positive_float(voxel_size, "voxel_size", "voxel edge length")
+    return check_positive(voxel_size, "voxel_size", hint="voxel edge length", error=ConfigError)
 
 
 def gamma_to_physical(gamma: float, voxel_size: float) -> float:

@@ -43,20 +43,24 @@ from scipy import integrate, special
 from scipy.stats import ncx2
 
 from twinsr._atomic import atomic_write_text
-from twinsr._validation import check_memory, check_shape
+from twinsr._validation import check_memory, check_positive, check_shape
 from twinsr.exceptions import ConfigError
 from twinsr.stochastic.covariance import (
     COVARIANCE_FAMILIES,
     Covariance,
-    _positive_float,
     gamma_to_physical,
     make_covariance,
 )
-from twinsr.stochastic.fields import _check_tol, _complex_field, _workers
+from twinsr.stochastic.fields import check_tol, complex_field, resolve_workers
 
 __all__ = ["EXCURSION_PHASES", "ChiSquareModel", "excursion_coverage"]
 
 EXCURSION_PHASES = ("solid", "pore")
+
+
+def _cpos(value: object, name: str, hint: str) -> float:
+    """A model parameter as a finite float > 0 (ConfigError naming it and what it means)."""
+    return check_positive(value, name, hint=hint, error=ConfigError)
 _FORMAT = "twinsr.chi_square_model"
 _FORMAT_VERSION = 1
 _S2_MIN = 1e-8  # below this 1 − r, C is interpolated linearly in sqrt(1 − r) towards r = 1
@@ -119,7 +123,7 @@ def excursion_coverage(r: np.ndarray | float, nu: float, *, method: str = "serie
     """
     if method not in ("series", "integral"):
         raise ConfigError(f"`method` must be 'series' or 'integral', got {method!r}")
-    nu = _positive_float(nu, "nu", "threshold on X1^2 + X2^2")
+    nu = _cpos(nu, "nu", "threshold on X1^2 + X2^2")
     one = _series_one if method == "series" else _integral_one
     r_arr = np.clip(np.asarray(r, dtype=np.float64), 0.0, 1.0)
     eps = math.exp(-0.5 * nu)
@@ -143,7 +147,14 @@ def excursion_coverage(r: np.ndarray | float, nu: float, *, method: str = "serie
 # --------------------------------------------------------------------------------------------
 # the model
 # --------------------------------------------------------------------------------------------
-def _check_excursion_phase(phase: object) -> str:
+def check_excursion_phase(phase: object) -> str:
+    """``phase`` as one of :data:`EXCURSION_PHASES` (case and spaces ignored).
+
+    Raises
+    ------
+    ConfigError
+        Anything else.
+    """
     if isinstance(phase, str) and phase.strip().lower() in EXCURSION_PHASES:
         return phase.strip().lower()
     raise ConfigError(
@@ -151,7 +162,19 @@ def _check_excursion_phase(phase: object) -> str:
     )
 
 
-def _check_voxel_size(voxel_size: object) -> float | None:
+def isotropic_voxel_size(voxel_size: object) -> float | None:
+    """One voxel edge length (µm) from a number or a (z, y, x) triple of equal numbers, or None.
+
+    Raises
+    ------
+    ConfigError
+        Not a positive finite number, or a triple whose entries differ (anisotropic voxels).
+
+    Examples
+    --------
+    >>> isotropic_voxel_size((0.5, 0.5, 0.5)), isotropic_voxel_size(None)
+    (0.5, None)
+    """
     if voxel_size is None:
         return None
     if isinstance(voxel_size, (list, tuple, np.ndarray)):
@@ -162,7 +185,7 @@ def _check_voxel_size(voxel_size: object) -> float | None:
                 "resample anisotropic volumes to cubic voxels first"
             )
         voxel_size = vals[0]
-    return _positive_float(voxel_size, "voxel_size", "voxel edge length in micrometres")
+    return _cpos(voxel_size, "voxel_size", "voxel edge length in micrometres")
 
 
 @dataclass(frozen=True)
@@ -214,9 +237,9 @@ class ChiSquareModel:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        set_(self, "nu", _positive_float(self.nu, "nu", "threshold on X1^2 + X2^2"))
+        set_(self, "nu", _cpos(self.nu, "nu", "threshold on X1^2 + X2^2"))
         if isinstance(self.covariance, Covariance):  # an object carries its own gamma: they must agree
-            g = _positive_float(self.gamma, "gamma", "inverse correlation length, 1/voxel")
+            g = _cpos(self.gamma, "gamma", "inverse correlation length, 1/voxel")
             if not math.isclose(self.covariance.gamma, g, rel_tol=1e-9):
                 raise ConfigError(
                     f"`gamma`={g!r} disagrees with the covariance object's gamma="
@@ -227,8 +250,8 @@ class ChiSquareModel:
         set_(self, "covariance", cov.name)
         set_(self, "gamma", cov.gamma)
         set_(self, "matern_nu", float(getattr(cov, "matern_nu", self.matern_nu)))
-        set_(self, "excursion_phase", _check_excursion_phase(self.excursion_phase))
-        set_(self, "voxel_size", _check_voxel_size(self.voxel_size))
+        set_(self, "excursion_phase", check_excursion_phase(self.excursion_phase))
+        set_(self, "voxel_size", isotropic_voxel_size(self.voxel_size))
 
     # -- derived quantities ---------------------------------------------------------------------
     @property
@@ -263,7 +286,7 @@ class ChiSquareModel:
             raise ConfigError(f"`eps` must be a number in (0, 1), got {eps!r}") from exc
         if not 0.0 < e < 1.0:
             raise ConfigError(f"`eps` (solid volume fraction) must be in (0, 1), got {eps!r}")
-        phase = _check_excursion_phase(excursion_phase)
+        phase = check_excursion_phase(excursion_phase)
         e_exc = e if phase == "solid" else 1.0 - e
         return cls(-2.0 * math.log(e_exc), gamma, covariance, matern_nu=matern_nu,
                    excursion_phase=phase, voxel_size=voxel_size)
@@ -322,8 +345,8 @@ class ChiSquareModel:
             The estimate exceeds the available memory (checked before allocating).
         """
         shp = check_shape(shape)
-        t = _check_tol(tol)
-        w = _workers(workers)
+        t = check_tol(tol)
+        w = resolve_workers(workers)
         n_out = int(np.prod(shp))
         check_memory(n_out, f"a binary volume of shape {shp}")
         out = np.empty(shp, dtype=np.uint8)
@@ -339,7 +362,7 @@ class ChiSquareModel:
             else:
                 np.less(y, nu, out=target)
 
-        _complex_field(shp, self.correlation, take, rng=rng, periodic=bool(periodic), tol=t,
+        complex_field(shp, self.correlation, take, rng=rng, periodic=bool(periodic), tol=t,
                        cdtype=np.complex64, workers=w, extra_bytes=n_out)
         return out
 

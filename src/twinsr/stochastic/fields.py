@@ -61,8 +61,8 @@ import numba
 import numpy as np
 from scipy import fft as sfft
 
-from twinsr._validation import check_memory, check_positive, check_shape
-from twinsr.exceptions import ConfigError
+from twinsr._validation import check_int, check_memory, check_positive, check_shape
+from twinsr.exceptions import ConfigError, EmbeddingWarning
 from twinsr.stochastic.covariance import Covariance
 
 __all__ = ["EmbeddingInfo", "embedding_info", "gaussian_field", "gaussian_field_pair"]
@@ -115,7 +115,7 @@ class EmbeddingInfo:
 
 
 def _even_fast_len(target: int) -> int:
-    """Smallest even FFT-friendly (5-smooth) length ≥ ``target``."""
+    """Smallest even FFT-friendly length ≥ ``target`` (11-smooth, as ``scipy.fft.next_fast_len``)."""
     return 2 * sfft.next_fast_len(max(1, math.ceil(target / 2)), real=False)
 
 
@@ -225,6 +225,7 @@ def _build_embedding(shape: tuple[int, int, int], cov: Covariance, *, periodic: 
             f"negative eigenvalues changes the covariance by up to {clip:.2e} (> tol={tol:g})"
             + ("; the field is periodic and shorter than the correlation range, use a larger "
                "shape or periodic=False" if periodic else ""),
+            EmbeddingWarning,
             stacklevel=4,
         )
     # drop negligible frequencies: each dropped λ < tol/10, so their total variance is
@@ -269,12 +270,18 @@ def _check_cov(covariance: object) -> Covariance:
     return covariance
 
 
-def _workers(workers: int | None) -> int:
+def resolve_workers(workers: int | None) -> int:
+    """Thread count of the field generation: ``workers``, or the CPU count (at most 8) for None.
+
+    Raises
+    ------
+    ConfigError
+        ``workers`` is not a positive integer or None.
+    """
     if workers is None:
         return max(1, min(os.cpu_count() or 1, 8))
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
-        raise ConfigError(f"`workers` must be a positive integer or None, got {workers!r}")
-    return int(workers)
+    return check_int(workers, "workers", minimum=1, context=" (or None: the CPU count)",
+                     error=ConfigError)
 
 
 def embedding_info(shape: int | tuple[int, int, int], covariance: Covariance, *,
@@ -290,19 +297,26 @@ def embedding_info(shape: int | tuple[int, int, int], covariance: Covariance, *,
     """
     shp = check_shape(shape)
     cov = _check_cov(covariance)
-    tol = _check_tol(tol)
+    tol = check_tol(tol)
     return _build_embedding(shp, cov, periodic=bool(periodic), tol=tol, itemsize=4,
                             workers=1).info  # type: ignore[arg-type]
 
 
-def _check_tol(tol: object) -> float:
-    t = check_positive(tol, "tol")
+def check_tol(tol: object) -> float:
+    """The covariance accuracy ``tol`` of an embedding as a float in (0, 0.5).
+
+    Raises
+    ------
+    ConfigError
+        ``tol`` is not a number in (0, 0.5).
+    """
+    t = check_positive(tol, "tol", hint="a covariance error", error=ConfigError)
     if t >= 0.5:
         raise ConfigError(f"`tol` must be < 0.5 (a covariance error), got {tol!r}")
     return t
 
 
-def _complex_field(
+def complex_field(
     shape: tuple[int, int, int],
     cov: Covariance,
     consumer: Callable[[int, int, np.ndarray], None],
@@ -316,8 +330,12 @@ def _complex_field(
 ) -> EmbeddingInfo:
     """Generate Z = X1 + i X2 and hand it to ``consumer(z0, z1, block)`` in z-slabs.
 
-    ``block`` has shape (z1 − z0, ny, nx) and dtype ``cdtype``; slabs are disjoint and may be
-    handed over from several threads at once.
+    The engine behind :func:`gaussian_field` and :meth:`ChiSquareModel.sample` (inputs already
+    checked: ``shape`` from ``check_shape``, ``tol`` from :func:`check_tol`, ``workers`` from
+    :func:`resolve_workers`). ``block`` has shape (z1 − z0, ny, nx) and dtype ``cdtype``
+    (complex64 or complex128); slabs are disjoint and may be handed over from several threads
+    at once. ``extra_bytes`` (e.g. the caller's output) is added to the memory check.
+    Returns the embedding's :class:`EmbeddingInfo`.
     """
     itemsize = 4 if cdtype == np.complex64 else 8
     emb = _build_embedding(shape, cov, periodic=periodic, tol=tol, itemsize=itemsize,
@@ -398,7 +416,7 @@ def _real_fields(shape: object, covariance: object, n_fields: int, *, rng: objec
     if dt not in (np.float32, np.float64):
         raise ConfigError(f"`dtype` must be float32 or float64, got {dt}")
     cdtype = np.complex64 if dt == np.float32 else np.complex128
-    t, w = _check_tol(tol), _workers(workers)
+    t, w = check_tol(tol), resolve_workers(workers)
     n_out = n_fields * int(np.prod(shp)) * dt.itemsize
     check_memory(n_out, f"{n_fields} field(s) of shape {shp}")
     outs = [np.empty(shp, dtype=dt) for _ in range(n_fields)]
@@ -408,7 +426,7 @@ def _real_fields(shape: object, covariance: object, n_fields: int, *, rng: objec
         if n_fields == 2:
             outs[1][z0:z1] = block.imag
 
-    _complex_field(shp, cov, take, rng=rng, periodic=bool(periodic), tol=t,  # type: ignore[arg-type]
+    complex_field(shp, cov, take, rng=rng, periodic=bool(periodic), tol=t,  # type: ignore[arg-type]
                    cdtype=cdtype, workers=w, extra_bytes=n_out)
     return outs
 

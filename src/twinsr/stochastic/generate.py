@@ -9,26 +9,21 @@ from pathlib import Path
 
 import numpy as np
 
-from twinsr._validation import check_shape
-from twinsr.exceptions import ConfigError
+from twinsr._validation import check_int, check_shape
+from twinsr.exceptions import ConfigError, TwinsrError
+from twinsr.io import SUPPORTED_SUFFIXES
 from twinsr.stochastic.excursion import ChiSquareModel
 
 __all__ = ["GENERATE_FORMATS", "generate", "twin_name"]
 
 log = logging.getLogger(__name__)
 
-GENERATE_FORMATS = ("tif", "tiff", "npy", "npz", "zarr", "h5", "raw")
+GENERATE_FORMATS = tuple(s.lstrip(".") for s in SUPPORTED_SUFFIXES)  # every format io writes
 
 
 def twin_name(seed: int, index: int, fmt: str = "tif") -> str:
     """Deterministic file name of realization ``index`` of seed ``seed``: ``twin_s0_0003.tif``."""
     return f"twin_s{seed}_{index:04d}.{fmt}"
-
-
-def _check_int(value: object, name: str, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ConfigError(f"`{name}` must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _same_twin(old: dict, model: ChiSquareModel, seed: int, index: int,
@@ -81,7 +76,7 @@ def generate(
         Output folder (created).
     seed : int
         Base seed (>= 0).
-    fmt : {"tif", "tiff", "npy", "npz", "zarr", "h5", "raw"}
+    fmt : {"tif", "tiff", "npy", "npz", "raw", "zarr", "h5", "hdf5"}
         File format.
     progress : callable(i_done, n), optional
         Called after each file.
@@ -122,8 +117,8 @@ def generate(
             raise ConfigError(f"`model` must be a ChiSquareModel or a JSON path, got "
                               f"{type(model).__name__}")
     shp = check_shape(shape)
-    count = _check_int(n, "n", minimum=1)
-    base_seed = _check_int(seed, "seed", minimum=0)
+    count = check_int(n, "n", minimum=1, error=ConfigError)
+    base_seed = check_int(seed, "seed", minimum=0, error=ConfigError)
     ext = str(fmt).lower().lstrip(".")
     if ext not in GENERATE_FORMATS:
         raise ConfigError(f"`fmt` must be one of {', '.join(GENERATE_FORMATS)}, got {fmt!r}")
@@ -138,7 +133,7 @@ def generate(
         if path.exists() and not overwrite:
             try:
                 old = read_metadata(path)
-            except Exception as exc:  # unreadable leftovers are not ours to keep
+            except TwinsrError as exc:  # unreadable leftovers (e.g. VolumeFileError) are not ours
                 raise ConfigError(f"{path} exists and cannot be read ({exc}); delete it or pass "
                                   "overwrite=True") from exc
             if not _same_twin(old, model, base_seed, i, shp):

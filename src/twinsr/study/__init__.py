@@ -9,20 +9,23 @@ Run it with :func:`run_study` (or ``twinsr study --preset quick -o DIR``).
 
 from __future__ import annotations
 
-from twinsr.study.config import PRESETS, StudyConfig, config_difference
+from twinsr.study.config import PRESETS, StudyConfig, config_difference, network_label
 from twinsr.study.evaluate import COLUMNS, cut_subvolumes, evaluate_volume, prepare_volume
 from twinsr.study.pipeline import StudyResult, run_study
+from twinsr.study.records import SkipRecord
 from twinsr.study.report import findings, summary_table
 
 __all__ = [
     "COLUMNS",
     "PRESETS",
+    "SkipRecord",
     "StudyConfig",
     "StudyResult",
     "config_difference",
     "cut_subvolumes",
     "evaluate_volume",
     "findings",
+    "network_label",
     "prepare_volume",
     "run_study",
     "summary_table",

@@ -4,7 +4,8 @@ A :class:`StudyConfig` is validated on construction: unknown keys and invalid va
 :class:`~twinsr.exceptions.ConfigError` naming the key. Load one from YAML with
 :meth:`StudyConfig.from_yaml` or start from a preset with :meth:`StudyConfig.preset`.
 
-Example YAML (every key optional except ``samples`` and ``measured``)::
+Example YAML (every key but ``samples`` is optional; ``train_overrides`` takes fields of
+:class:`twinsr.sr.TrainConfig`)::
 
     samples: [nmc_nrel_xct, my_tomogram.tif, params/berea.json]
     measured: [nmc_nrel_xct, my_tomogram.tif]
@@ -14,23 +15,43 @@ Example YAML (every key optional except ``samples`` and ``measured``)::
     alphas: [2, 4, 8]
     inputs: [bin, diffu]
     train_preset: quick
-    train_overrides: {max_epochs: 10}
+    train_overrides: {epochs: 10, max_seconds: 120}
 """
 
 from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from twinsr.exceptions import ConfigError
+from twinsr.resample import METHODS
 
-__all__ = ["PRESETS", "StudyConfig", "config_difference"]
+if TYPE_CHECKING:
+    from twinsr.sr.config import TrainConfig
 
-Method = Literal["triquadratic", "trilinear", "nearest"]
+__all__ = ["PRESETS", "StudyConfig", "config_difference", "network_label"]
+
 Inputs = Literal["bin", "diffu"]
+
+
+def network_label(inputs: str, alpha: int | None = None) -> str:
+    """Method label of a network in the results table (``N_bin``), or with α (``N_bin_a2``).
+
+    >>> network_label("diffu"), network_label("bin", 4)
+    ('N_diffu', 'N_bin_a4')
+    """
+    return f"N_{inputs}" if alpha is None else f"N_{inputs}_a{int(alpha)}"
 
 
 class StudyConfig(BaseModel):
@@ -60,8 +81,13 @@ class StudyConfig(BaseModel):
         Scale factors, subset of {2, 4, 8}; trained in ascending order.
     inputs : list of {"bin", "diffu"}
         Networks N^{bin,α} (binary LR) and/or N^{diffu,α} (LR + diffusion channels).
-    train_preset : {"paper", "quick", "demo", "micro"}
-        Preset of :class:`twinsr.sr.TrainConfig`; ``train_overrides`` replaces single fields.
+    train_preset : str
+        A preset of :class:`twinsr.sr.TrainConfig` (a key of :data:`twinsr.sr.config.PRESETS`:
+        ``paper``, ``quick``, ``demo``, ``micro``).
+    train_overrides : dict
+        Fields of :class:`twinsr.sr.TrainConfig` replacing the preset's; checked on
+        construction (an unknown field or an invalid value is a :class:`ConfigError` naming
+        it). ``seed`` defaults to the study's ``seed``.
     transfer : bool
         Start the α network from the α/2 network of the same inputs (spec §2.2.3).
     measured : list of str
@@ -76,7 +102,7 @@ class StudyConfig(BaseModel):
         A (volume, α) whose LR sub-volumes would have an edge below this is skipped and the
         skip recorded in the report (e.g. a small measured volume at α = 8).
     baselines : list of {"triquadratic", "trilinear", "nearest"}
-        Interpolation baselines (the paper's is tri-quadratic).
+        Interpolation baselines (:data:`twinsr.resample.METHODS`; the paper's is tri-quadratic).
     tortuosity : bool
         Compute the tortuosity errors (Eqs. 23-24); the most expensive part of evaluation.
     axis : int
@@ -99,7 +125,7 @@ class StudyConfig(BaseModel):
     split: tuple[int, int, int] = (2, 1, 1)
     alphas: list[Literal[2, 4, 8]] = Field(default_factory=lambda: [2, 4, 8], min_length=1)
     inputs: list[Inputs] = Field(default_factory=lambda: ["bin", "diffu"], min_length=1)
-    train_preset: Literal["paper", "quick", "demo", "micro"] = "quick"
+    train_preset: str = "quick"
     train_overrides: dict[str, Any] = Field(default_factory=dict)
     transfer: bool = True
     measured: list[str] = Field(default_factory=list)
@@ -107,12 +133,18 @@ class StudyConfig(BaseModel):
     evaluate_simulated: bool = True
     subvolumes: int = 8
     min_lr_edge: int = Field(default=4, ge=1)
-    baselines: list[Method] = Field(default_factory=lambda: ["triquadratic", "trilinear",
-                                                             "nearest"])
+    baselines: list[str] = Field(default_factory=lambda: list(METHODS))
     tortuosity: bool = True
     axis: int = Field(default=0, ge=0, le=2)
     seed: int = Field(default=0, ge=0)
     device: str = "auto"
+
+    def __init__(self, **data: Any) -> None:
+        """Validate ``data``; a bad key or value raises :class:`ConfigError` naming it."""
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise ConfigError(_format_errors(exc)) from None
 
     @field_validator("shape", mode="before")
     @classmethod
@@ -126,6 +158,33 @@ class StudyConfig(BaseModel):
     def _shape_positive(cls, v: tuple[int, int, int]) -> tuple[int, int, int]:
         if any(s < 16 for s in v):
             raise ValueError(f"every HR edge must be >= 16, got {v}")
+        return v
+
+    @field_validator("baselines")
+    @classmethod
+    def _known_baselines(cls, v: list[str]) -> list[str]:
+        bad = [b for b in v if b not in METHODS]
+        if bad:
+            raise ValueError(f"unknown interpolation {bad[0]!r}; choose from {list(METHODS)}")
+        return v
+
+    @field_validator("train_preset")
+    @classmethod
+    def _known_train_preset(cls, v: str) -> str:
+        from twinsr.sr.config import PRESETS as TRAIN_PRESETS
+
+        if v not in TRAIN_PRESETS:
+            raise ValueError(f"unknown training preset {v!r}; choose one of "
+                             f"{sorted(TRAIN_PRESETS)}")
+        return v
+
+    @field_validator("train_overrides")
+    @classmethod
+    def _valid_train_overrides(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        preset = info.data.get("train_preset")
+        if preset is None:  # the preset itself is invalid; that error is reported
+            return v
+        _check_train_overrides(preset, v)
         return v
 
     @field_validator("alphas", "inputs", "baselines")
@@ -176,9 +235,28 @@ class StudyConfig(BaseModel):
         return round(self.subvolumes ** (1 / 3))
 
     @property
+    def networks(self) -> list[str]:
+        """Network method labels in table order (``N_bin``, ``N_diffu``)."""
+        return [network_label(i) for i in self.inputs]
+
+    @property
     def methods(self) -> list[str]:
         """Method labels in table order: networks first, then baselines."""
-        return [f"N_{i}" for i in self.inputs] + list(self.baselines)
+        return self.networks + list(self.baselines)
+
+    def train_config(self) -> TrainConfig:
+        """The :class:`~twinsr.sr.TrainConfig` of every network of the study.
+
+        ``train_preset`` with ``train_overrides`` applied; ``seed`` is the study's unless
+        overridden.
+
+        >>> StudyConfig.preset("micro").train_config().channels
+        4
+        """
+        from twinsr.sr.config import TrainConfig
+
+        return TrainConfig.preset(self.train_preset,
+                                  **{"seed": self.seed, **self.train_overrides})
 
     def identity(self) -> dict[str, Any]:
         """The settings that define the study's results (everything but ``device``)."""
@@ -191,10 +269,10 @@ class StudyConfig(BaseModel):
         """Validate a mapping; errors become :class:`ConfigError` naming the key."""
         if not isinstance(data, dict):
             raise ConfigError(f"a study config must be a mapping, got {type(data).__name__}")
-        try:
-            return cls(**data)
-        except ValidationError as exc:
-            raise ConfigError(_format_errors(exc)) from None
+        bad = [k for k in data if not isinstance(k, str)]
+        if bad:
+            raise ConfigError(f"invalid study config: key {bad[0]!r} is not a name")
+        return cls(**data)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> StudyConfig:
@@ -243,6 +321,30 @@ class StudyConfig(BaseModel):
         return cls.from_dict(data)
 
 
+def _check_train_overrides(preset: str, overrides: dict[str, Any]) -> None:
+    """Raise ValueError naming the first unknown or invalid field of ``overrides``.
+
+    The fields are those of :class:`twinsr.sr.TrainConfig`, applied over training preset
+    ``preset``.
+    """
+    from twinsr.sr.config import PRESETS as TRAIN_PRESETS
+    from twinsr.sr.config import TrainConfig
+
+    known = list(TrainConfig.model_fields)
+    for key in overrides:
+        if key not in known:
+            near = difflib.get_close_matches(str(key), known, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else f"; known: {', '.join(known)}"
+            raise ValueError(f"unknown training setting {key!r}{hint}")
+    try:
+        TrainConfig.model_validate({**TRAIN_PRESETS[preset], **overrides})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(x) for x in err["loc"])
+        raise ValueError(f"training setting {key!r}: {err['msg']} (got {err.get('input')!r})"
+                         ) from None
+
+
 def _format_errors(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
@@ -254,7 +356,8 @@ def _format_errors(exc: ValidationError) -> str:
             parts.append(f"unknown key {key!r}{hint}")
         else:
             msg = err["msg"].removeprefix("Value error, ")
-            got = f" (got {err.get('input')!r})" if repr(err.get("input")) not in msg else ""
+            shown = repr(err.get("input")) in msg or "(got " in msg
+            got = "" if shown else f" (got {err.get('input')!r})"
             parts.append(f"invalid value for {key!r}: {msg}{got}")
     return "invalid study config: " + "; ".join(parts)
 

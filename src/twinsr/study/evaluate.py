@@ -26,23 +26,31 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from twinsr.exceptions import NonPercolatingWarning, TwinsrError, VolumeError
 from twinsr.metrics import (
+    MEAN,
     PhaseTortuosity,
     accuracy,
     boundary_band,
+    phase_relative_errors,
     phase_tortuosities,
-    relative_error,
     surface_accuracy,
 )
 from twinsr.resample import crop_to_multiple, downsample
 
 __all__ = [
+    "ALL",
     "COLUMNS",
+    "GROUND_TRUTH",
+    "HEADLINE",
+    "SOURCES",
+    "TORTUOSITIES",
     "EvaluationUnit",
+    "Headline",
     "check_table",
     "cut_subvolumes",
     "evaluate_volume",
@@ -54,7 +62,34 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 COLUMNS = ["source", "sample", "subvolume", "alpha", "method", "phase", "metric", "value"]
+#: Values of the ``source`` column, in table and figure order.
+SOURCES = ("simulated", "measured")
+#: ``method`` label of the reference (HR) tortuosities.
+GROUND_TRUTH = "ground_truth"
+#: ``phase`` label of the whole-volume metrics (the tortuosity means use ``metrics.MEAN``).
+ALL = "all"
+#: Tortuosity metrics (prefix of ``*_rel_err``) -> the word used in labels.
+TORTUOSITIES = {"tau_geod": "geodesic", "tau_eff": "effective"}
 SuperResolver = Callable[[np.ndarray], np.ndarray]
+
+
+class Headline(NamedTuple):
+    """One of the four headline metrics (spec Eqs. 19-24) as it appears in the table."""
+
+    metric: str
+    phase: str
+    label: str
+    short_label: str
+    higher_is_better: bool
+
+
+#: The headline metrics of the report and Fig. 6, in order.
+HEADLINE: tuple[Headline, ...] = (
+    Headline("accuracy", ALL, "accuracy", "accuracy", True),
+    Headline("surface_accuracy", ALL, "surface accuracy", "surface accuracy", True),
+    *(Headline(f"{key}_rel_err", MEAN, f"rel. error {word} τ (mean over phases)",
+               f"rel. error {word} τ", False) for key, word in TORTUOSITIES.items()),
+)
 
 
 def prepare_volume(im: np.ndarray, *, k: int, alpha_max: int, crop: int | None = None,
@@ -66,6 +101,12 @@ def prepare_volume(im: np.ndarray, *, k: int, alpha_max: int, crop: int | None =
     VolumeError
         If the volume cannot hold ``k**3`` sub-volumes whose LR edge at ``alpha_max`` is at
         least ``min_lr_edge`` (message gives the sizes needed).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> prepare_volume(np.zeros((70, 67, 66), np.uint8), k=2, alpha_max=8).shape
+    (64, 64, 64)
     """
     im = central_crop(im, crop)
     unit = k * alpha_max
@@ -79,7 +120,12 @@ def prepare_volume(im: np.ndarray, *, k: int, alpha_max: int, crop: int | None =
 
 
 def central_crop(im: np.ndarray, edge: int | None) -> np.ndarray:
-    """The central block of ``im`` with at most ``edge`` voxels per axis (None: ``im`` itself)."""
+    """The central block of ``im`` with at most ``edge`` voxels per axis (None: ``im`` itself).
+
+    >>> import numpy as np
+    >>> central_crop(np.arange(5)[:, None, None] * np.ones((5, 2, 9)), 3)[:, 0, 0].tolist()
+    [1.0, 2.0, 3.0]
+    """
     if edge is None:
         return im
     sl = []
@@ -97,6 +143,13 @@ def cut_subvolumes(im: np.ndarray, k: int) -> list[np.ndarray]:
     ------
     VolumeError
         If an axis is not divisible by ``k``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> subs = cut_subvolumes(np.arange(64).reshape(4, 4, 4), 2)
+    >>> len(subs), subs[0].shape, int(subs[1][0, 0, 0])  # the second block starts at x = 2
+    (8, (2, 2, 2), 2)
     """
     if any(s % k for s in im.shape):
         raise VolumeError(f"shape {im.shape} is not divisible by k={k}; crop it first "
@@ -122,33 +175,17 @@ class EvaluationUnit:
 
 def _tau_rows(base: dict[str, object], method: str, taus: dict[str, PhaseTortuosity],
               ref: dict[str, PhaseTortuosity] | None) -> list[dict[str, object]]:
+    def row(phase: str, metric: str, value: float) -> dict[str, object]:
+        return {**base, "method": method, "phase": phase, "metric": metric, "value": value}
+
+    errors = dict(zip(TORTUOSITIES, phase_relative_errors(taus, ref), strict=True)) \
+        if ref is not None else {}
     rows = []
-    geod, eff = [], []
     for phase, t in taus.items():
-        rows += [
-            {**base, "method": method, "phase": phase, "metric": "tau_geod", "value": t.tau_geod},
-            {**base, "method": method, "phase": phase, "metric": "tau_eff", "value": t.tau_eff},
-            {**base, "method": method, "phase": phase, "metric": "percolating",
-             "value": float(t.percolating)},
-        ]
-        if ref is not None:
-            g = relative_error(t.tau_geod, ref[phase].tau_geod)
-            e = relative_error(t.tau_eff, ref[phase].tau_eff)
-            geod.append(g)
-            eff.append(e)
-            rows += [
-                {**base, "method": method, "phase": phase, "metric": "tau_geod_rel_err",
-                 "value": g},
-                {**base, "method": method, "phase": phase, "metric": "tau_eff_rel_err",
-                 "value": e},
-            ]
-    if ref is not None and geod:
-        rows += [
-            {**base, "method": method, "phase": "mean", "metric": "tau_geod_rel_err",
-             "value": float(np.mean(geod))},
-            {**base, "method": method, "phase": "mean", "metric": "tau_eff_rel_err",
-             "value": float(np.mean(eff))},
-        ]
+        rows += [row(phase, key, getattr(t, key)) for key in TORTUOSITIES]
+        rows.append(row(phase, "percolating", float(t.percolating)))
+        rows += [row(phase, f"{key}_rel_err", err[phase]) for key, err in errors.items()]
+    rows += [row(MEAN, f"{key}_rel_err", err[MEAN]) for key, err in errors.items()]
     return rows
 
 
@@ -204,7 +241,7 @@ def evaluate_volume(
         band = boundary_band(hr, alpha)
         base = {"source": source, "sample": sample, "subvolume": idx, "alpha": int(alpha)}
         if reference is not None:
-            unit.rows += _tau_rows(base, "ground_truth", reference[idx], None)
+            unit.rows += _tau_rows(base, GROUND_TRUTH, reference[idx], None)
         for name, fn in methods.items():
             with warnings.catch_warnings():
                 # tiny LR sub-volumes often have a non-percolating phase: the diffusion channels
@@ -216,9 +253,9 @@ def evaluate_volume(
                                   f"of {lr.shape}; expected {hr.shape}")
             sr = (sr != 0).astype(np.uint8)
             unit.rows += [
-                {**base, "method": name, "phase": "all", "metric": "accuracy",
+                {**base, "method": name, "phase": ALL, "metric": "accuracy",
                  "value": accuracy(sr, hr)},
-                {**base, "method": name, "phase": "all", "metric": "surface_accuracy",
+                {**base, "method": name, "phase": ALL, "metric": "surface_accuracy",
                  "value": surface_accuracy(sr, hr, alpha, band=band)},
             ]
             if reference is not None:

@@ -1,4 +1,4 @@
-"""Figures of the study (matplotlib, Agg backend; every figure as PNG and PDF).
+"""Figures of the study (every figure as PNG and PDF).
 
 * :func:`plot_error_slices` - Fig. 5: correct solid white, correct pore black, wrong solid
   (predicted solid, truly pore) magenta, wrong pore (predicted pore, truly solid) blue;
@@ -6,6 +6,10 @@
   by side;
 * :func:`plot_phase_tortuosity` - Fig. A2: tortuosity relative errors per phase;
 * :func:`plot_training_curves` - training and validation loss per network.
+
+Each ``plot_*`` function writes the figure that the matching ``*_figure`` function returns.
+Figures are drawn on :class:`matplotlib.figure.Figure` objects and saved through their own
+canvas: pyplot and the user's matplotlib backend are never touched (safe in a notebook).
 
 Non-percolating cases (relative error ``inf``) cannot be drawn in a box plot; they are left out
 of the boxes and counted in the panel title ("n inf").
@@ -15,17 +19,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from twinsr.exceptions import VolumeError
+from twinsr.metrics import PHASES
+from twinsr.study.evaluate import GROUND_TRUTH, HEADLINE, SOURCES, TORTUOSITIES
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 __all__ = [
     "ERROR_COLOURS",
+    "boxplots_figure",
     "error_image",
+    "error_slices_figure",
+    "phase_tortuosity_figure",
     "plot_boxplots",
     "plot_error_slices",
     "plot_phase_tortuosity",
     "plot_training_curves",
+    "training_curves_figure",
 ]
 
 #: RGB colours of the error slices (Fig. 5).
@@ -36,21 +51,17 @@ ERROR_COLOURS = {
     "wrong_pore": (0.0, 0.35, 1.0),
 }
 
-HEADLINE = [("accuracy", "all", "accuracy"), ("surface_accuracy", "all", "surface accuracy"),
-            ("tau_geod_rel_err", "mean", "rel. error geodesic τ"),
-            ("tau_eff_rel_err", "mean", "rel. error effective τ")]
+
+def _figure(nrows: int, ncols: int, figsize: tuple[float, float]) -> tuple[Figure, np.ndarray]:
+    """A pyplot-free figure and its (nrows, ncols) array of axes."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, axes
 
 
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig: Any, path: Path) -> list[Path]:
+def _save(fig: Figure, path: Path) -> list[Path]:
     from twinsr._atomic import atomic_path
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,25 +73,47 @@ def _save(fig: Any, path: Path) -> list[Path]:
         with atomic_path(target) as tmp:
             fig.savefig(tmp, dpi=130, bbox_inches="tight", format=ext[1:])
         out.append(target)
-    _plt().close(fig)
     return out
 
 
-def _save_with_legend(fig: Any, methods: Sequence[str], colours: dict[str, Any],
-                      path: Path) -> list[Path]:
-    """Add the shared method legend below the panels, then :func:`_save`."""
+def _add_legend(fig: Figure, methods: Sequence[str], colours: dict[str, Any]) -> None:
+    """The shared method legend below the panels."""
     from matplotlib.patches import Patch
 
     fig.legend(handles=[Patch(color=colours[m], label=m) for m in methods],
                loc="lower center", ncol=len(methods), fontsize=8, bbox_to_anchor=(0.5, -0.02))
     fig.tight_layout(rect=(0, 0.03, 1, 1))
-    return _save(fig, path)
 
 
 def error_image(sr: np.ndarray, hr: np.ndarray) -> np.ndarray:
-    """RGB float image (..., 3) of a 2-D slice coloured as in Fig. 5."""
+    """RGB image of a slice coloured as in Fig. 5.
+
+    Parameters
+    ----------
+    sr, hr : numpy.ndarray, same shape (typically (Y, X)), binary (nonzero = solid)
+        Super-resolved slice and ground-truth slice.
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (*hr.shape, 3), values in [0, 1]
+        :data:`ERROR_COLOURS`: correct solid white, correct pore black, wrong solid
+        (predicted solid, truly pore) magenta, wrong pore (predicted pore, truly solid) blue.
+
+    Raises
+    ------
+    VolumeError
+        The shapes differ.
+
+    Examples
+    --------
+    >>> error_image([[1, 0]], [[0, 1]]).tolist()  # wrong solid, wrong pore
+    [[[1.0, 0.0, 1.0], [0.0, 0.35, 1.0]]]
+    """
     sr = np.asarray(sr) != 0
     hr = np.asarray(hr) != 0
+    if sr.shape != hr.shape:
+        raise VolumeError(f"error_image: `sr` and `hr` must have the same shape, got "
+                          f"{sr.shape} and {hr.shape}")
     img = np.zeros((*hr.shape, 3))
     for key, mask in (("correct_solid", sr & hr), ("correct_pore", ~sr & ~hr),
                       ("wrong_solid", sr & ~hr), ("wrong_pore", ~sr & hr)):
@@ -88,23 +121,26 @@ def error_image(sr: np.ndarray, hr: np.ndarray) -> np.ndarray:
     return img
 
 
-def plot_error_slices(slices: Mapping[int, Mapping[str, np.ndarray]], path: str | Path, *,
-                      title: str = "") -> list[Path]:
-    """Fig. 5: one row per α, one column per method (and the ground truth).
+def error_slices_figure(slices: Mapping[int, Mapping[str, np.ndarray]], *,
+                        title: str = "") -> Figure:
+    """Fig. 5: one row per α, one column per method after the ground truth.
 
     Parameters
     ----------
     slices : mapping α -> {"hr": 2-D array, method: 2-D array, ...}
-        Middle slices of one HR sub-volume and of each method's result.
-    path : path
-        Output path without suffix (``.png`` and ``.pdf`` are written).
+        Middle slices of one HR sub-volume and of each method's result (binary, 1 = solid).
+    title : str
+        First line of the figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``len(slices)`` rows of ``1 + n_methods`` panels.
     """
-    plt = _plt()
     alphas = sorted(slices)
     methods = [m for m in slices[alphas[0]] if m != "hr"]
     ncol = len(methods) + 1
-    fig, axes = plt.subplots(len(alphas), ncol, figsize=(2.2 * ncol, 2.3 * len(alphas) + 0.4),
-                             squeeze=False)
+    fig, axes = _figure(len(alphas), ncol, (2.2 * ncol, 2.3 * len(alphas) + 0.4))
     for r, a in enumerate(alphas):
         hr = slices[a]["hr"]
         axes[r, 0].imshow(hr, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
@@ -122,7 +158,28 @@ def plot_error_slices(slices: Mapping[int, Mapping[str, np.ndarray]], path: str 
             ax.set_yticks([])
     fig.suptitle((title + "\n" if title else "") + "white/black: correct solid/pore; magenta: "
                  "wrong solid; blue: wrong pore", fontsize=9)
-    return _save(fig, Path(path))
+    return fig
+
+
+def plot_error_slices(slices: Mapping[int, Mapping[str, np.ndarray]], path: str | Path, *,
+                      title: str = "") -> list[Path]:
+    """Write Fig. 5 (:func:`error_slices_figure`) to ``path`` + ``.png`` and ``.pdf``.
+
+    Parameters
+    ----------
+    slices : mapping α -> {"hr": 2-D array, method: 2-D array, ...}
+        Middle slices of one HR sub-volume and of each method's result.
+    path : path
+        Output path without suffix (``.png`` and ``.pdf`` are written).
+    title : str
+        First line of the figure title.
+
+    Returns
+    -------
+    list of Path
+        The PNG and the PDF.
+    """
+    return _save(error_slices_figure(slices, title=title), Path(path))
 
 
 def _box_panel(ax: Any, df: Any, alphas: Sequence[int], methods: Sequence[str],
@@ -148,13 +205,74 @@ def _box_panel(ax: Any, df: Any, alphas: Sequence[int], methods: Sequence[str],
 
 
 def _colours(methods: Sequence[str]) -> dict[str, Any]:
-    cmap = _plt().get_cmap("tab10")
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10"]
     return {m: cmap(i % 10) for i, m in enumerate(methods)}
+
+
+def _layout(df: Any, methods: Sequence[str] | None) -> tuple[list[str], list[str], list[int]]:
+    """Sources present (table order), methods (ground truth left out) and α of a table."""
+    sources = [s for s in SOURCES if s in set(df["source"])]
+    methods = list(methods or [m for m in df["method"].unique() if m != GROUND_TRUTH])
+    alphas = sorted(int(a) for a in df["alpha"].unique())
+    return sources, methods, alphas
+
+
+def _box_grid(df: Any, panels: Sequence[tuple[str, str, str]], methods: Sequence[str] | None,
+              height: float) -> Figure:
+    """One row of box panels per (metric, phase, label), one column per source."""
+    sources, methods, alphas = _layout(df, methods)
+    colours = _colours(methods)
+    fig, axes = _figure(len(panels), len(sources), (4.2 * len(sources), height * len(panels)))
+    for c, src in enumerate(sources):
+        for r, (metric, phase, label) in enumerate(panels):
+            sub = df[(df["source"] == src) & (df["metric"] == metric) & (df["phase"] == phase)]
+            n_inf = _box_panel(axes[r, c], sub, alphas, methods, colours)
+            extra = f" ({n_inf} inf not shown)" if n_inf else ""
+            axes[r, c].set_title(f"{src}: {label}{extra}", fontsize=9)
+            axes[r, c].grid(axis="y", alpha=0.3)
+    _add_legend(fig, methods, colours)
+    return fig
+
+
+def boxplots_figure(df: Any, *, methods: Sequence[str] | None = None) -> Figure:
+    """Fig. 6: box plots of the headline metrics per α and method, one column per source.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The tidy results table (:data:`twinsr.study.evaluate.COLUMNS`).
+    methods : sequence of str, optional
+        Methods in drawing order (default: every method of the table but the ground truth).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One row per headline metric present in ``df`` (:data:`~twinsr.study.evaluate.HEADLINE`),
+        one column per source present; a box per (α, method).
+    """
+    panels = [(h.metric, h.phase, h.short_label) for h in HEADLINE
+              if ((df["metric"] == h.metric) & (df["phase"] == h.phase)).any()]
+    return _box_grid(df, panels, methods, 2.8)
+
+
+def phase_tortuosity_figure(df: Any, *, methods: Sequence[str] | None = None) -> Figure:
+    """Fig. A2: relative errors of geodesic and effective tortuosity per phase and source.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One row per (tortuosity error, phase), one column per source present in ``df``.
+    """
+    panels = [(f"{key}_rel_err", p, f"{word} τ, {p}") for key, word in TORTUOSITIES.items()
+              for p in PHASES]
+    return _box_grid(df, panels, methods, 2.6)
 
 
 def plot_boxplots(df: Any, path: str | Path, *, methods: Sequence[str] | None = None
                   ) -> list[Path]:
-    """Fig. 6: box plots of the four headline metrics per α and method, per source.
+    """Write Fig. 6 (:func:`boxplots_figure`) to ``path`` + ``.png`` and ``.pdf``.
 
     Parameters
     ----------
@@ -162,49 +280,20 @@ def plot_boxplots(df: Any, path: str | Path, *, methods: Sequence[str] | None = 
         The tidy results table (:data:`twinsr.study.evaluate.COLUMNS`).
     path : path
         Output path without suffix.
+    methods : sequence of str, optional
+        Methods in drawing order.
     """
-    plt = _plt()
-    sources = [s for s in ("simulated", "measured") if s in set(df["source"])]
-    methods = list(methods or [m for m in df["method"].unique() if m != "ground_truth"])
-    alphas = sorted(int(a) for a in df["alpha"].unique())
-    metrics = [h for h in HEADLINE if ((df["metric"] == h[0]) & (df["phase"] == h[1])).any()]
-    colours = _colours(methods)
-    fig, axes = plt.subplots(len(metrics), len(sources), squeeze=False,
-                             figsize=(4.2 * len(sources), 2.8 * len(metrics)))
-    for c, src in enumerate(sources):
-        for r, (metric, phase, label) in enumerate(metrics):
-            sub = df[(df["source"] == src) & (df["metric"] == metric) & (df["phase"] == phase)]
-            n_inf = _box_panel(axes[r, c], sub, alphas, methods, colours)
-            extra = f" ({n_inf} inf not shown)" if n_inf else ""
-            axes[r, c].set_title(f"{src}: {label}{extra}", fontsize=9)
-            axes[r, c].grid(axis="y", alpha=0.3)
-    return _save_with_legend(fig, methods, colours, Path(path))
+    return _save(boxplots_figure(df, methods=methods), Path(path))
 
 
 def plot_phase_tortuosity(df: Any, path: str | Path, *, methods: Sequence[str] | None = None
                           ) -> list[Path]:
-    """Fig. A2: relative errors of geodesic and effective tortuosity per phase and source."""
-    plt = _plt()
-    sources = [s for s in ("simulated", "measured") if s in set(df["source"])]
-    methods = list(methods or [m for m in df["method"].unique() if m != "ground_truth"])
-    alphas = sorted(int(a) for a in df["alpha"].unique())
-    colours = _colours(methods)
-    rows = [(m, p) for m in ("tau_geod_rel_err", "tau_eff_rel_err") for p in ("pore", "solid")]
-    fig, axes = plt.subplots(len(rows), len(sources), squeeze=False,
-                             figsize=(4.2 * len(sources), 2.6 * len(rows)))
-    for c, src in enumerate(sources):
-        for r, (metric, phase) in enumerate(rows):
-            sub = df[(df["source"] == src) & (df["metric"] == metric) & (df["phase"] == phase)]
-            n_inf = _box_panel(axes[r, c], sub, alphas, methods, colours)
-            extra = f" ({n_inf} inf not shown)" if n_inf else ""
-            kind = "geodesic" if "geod" in metric else "effective"
-            axes[r, c].set_title(f"{src}: {kind} τ, {phase}{extra}", fontsize=9)
-            axes[r, c].grid(axis="y", alpha=0.3)
-    return _save_with_legend(fig, methods, colours, Path(path))
+    """Write Fig. A2 (:func:`phase_tortuosity_figure`) to ``path`` + ``.png`` and ``.pdf``."""
+    return _save(phase_tortuosity_figure(df, methods=methods), Path(path))
 
 
-def plot_training_curves(histories: Mapping[str, Any], path: str | Path) -> list[Path]:
-    """Training and validation loss per epoch for every network.
+def training_curves_figure(histories: Mapping[str, Any]) -> Figure:
+    """Training and validation loss per epoch, one panel per network.
 
     Parameters
     ----------
@@ -212,10 +301,8 @@ def plot_training_curves(histories: Mapping[str, Any], path: str | Path) -> list
         Columns ``epoch`` and any of ``train_loss``, ``val_loss`` (other numeric columns are
         ignored).
     """
-    plt = _plt()
     names = list(histories)
-    fig, axes = plt.subplots(1, max(1, len(names)), squeeze=False,
-                             figsize=(3.4 * max(1, len(names)), 2.8))
+    fig, axes = _figure(1, max(1, len(names)), (3.4 * max(1, len(names)), 2.8))
     for ax, name in zip(axes[0], names, strict=False):
         h = histories[name]
         x = h["epoch"] if "epoch" in h else np.arange(1, len(h) + 1)
@@ -228,4 +315,9 @@ def plot_training_curves(histories: Mapping[str, Any], path: str | Path) -> list
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    return _save(fig, Path(path))
+    return fig
+
+
+def plot_training_curves(histories: Mapping[str, Any], path: str | Path) -> list[Path]:
+    """Write :func:`training_curves_figure` to ``path`` + ``.png`` and ``.pdf``."""
+    return _save(training_curves_figure(histories), Path(path))

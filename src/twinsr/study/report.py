@@ -22,15 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from twinsr.study.config import network_label
+from twinsr.study.evaluate import ALL, HEADLINE, SOURCES
+
 __all__ = ["Finding", "findings", "summary_table", "write_report"]
 
-#: (metric, phase, label, higher_is_better)
-HEADLINE: list[tuple[str, str, str, bool]] = [
-    ("accuracy", "all", "accuracy", True),
-    ("surface_accuracy", "all", "surface accuracy", True),
-    ("tau_geod_rel_err", "mean", "rel. error geodesic τ (mean over phases)", False),
-    ("tau_eff_rel_err", "mean", "rel. error effective τ (mean over phases)", False),
-]
+N_BIN, N_DIFFU = network_label("bin"), network_label("diffu")
 
 
 def _quantile(v: np.ndarray, q: float) -> float:
@@ -65,8 +62,9 @@ def summary_table(df: Any) -> Any:
     import pandas as pd
 
     rows = []
-    for metric, phase, _label, _hib in HEADLINE:
-        sub = df[(df["metric"] == metric) & (df["phase"] == phase)]
+    for h in HEADLINE:
+        metric = h.metric
+        sub = df[(df["metric"] == metric) & (df["phase"] == h.phase)]
         for (src, a, m), g in sub.groupby(["source", "alpha", "method"], sort=True):
             v = g["value"].to_numpy(dtype=float)
             q25, med, q75 = (_quantile(v, 0.25), _quantile(v, 0.5), _quantile(v, 0.75))
@@ -103,27 +101,61 @@ def _better(a: float, b: float, higher: bool) -> bool:
     return (a > b) if higher else (a < b)
 
 
+@dataclass(frozen=True)
+class _Table:
+    """What the findings look at: the table and the sources, α and methods present in it."""
+
+    df: Any
+    sources: list[str]
+    alphas: list[int]
+    present: set[str]
+    nets: list[str]
+    baseline: str
+
+    def med(self, source: str, alpha: int, method: str, metric: str = "accuracy",
+            phase: str = ALL) -> float:
+        return _med(self.df, source, alpha, method, metric, phase)
+
+
 def findings(df: Any, *, networks: Sequence[str], baseline: str = "triquadratic"
              ) -> list[Finding]:
-    """Check the paper's four findings on the results table (medians over sub-volumes)."""
-    out: list[Finding] = []
-    sources = [s for s in ("simulated", "measured") if s in set(df["source"])]
-    alphas = sorted(int(a) for a in df["alpha"].unique())
-    present = set(df["method"])
-    nets = [n for n in networks if n in present]
+    """Check the paper's four findings on the results table (medians over sub-volumes).
 
-    # 1. networks vs interpolation
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The tidy results table (:data:`twinsr.study.evaluate.COLUMNS`).
+    networks : sequence of str
+        Network method labels (``N_bin``, ``N_diffu``).
+    baseline : str
+        The interpolation the networks are compared with.
+
+    Returns
+    -------
+    list of Finding
+        Networks vs interpolation, stability across α, diffusion-informed vs binary,
+        measured vs simulated; a finding the table cannot test is "not tested".
+    """
+    present = set(df["method"])
+    t = _Table(df, [s for s in SOURCES if s in set(df["source"])],
+               sorted(int(a) for a in df["alpha"].unique()), present,
+               [n for n in networks if n in present], baseline)
+    return [_vs_interpolation(t), _stability(t), _diffusion_vs_binary(t),
+            _measured_vs_simulated(t)]
+
+
+def _vs_interpolation(t: _Table) -> Finding:
     det, wins, total = [], 0, 0
     per_metric: dict[str, list[int]] = {}
-    if nets and baseline in present:
-        for src in sources:
-            for a in alphas:
-                for metric, phase, label, hib in HEADLINE:
-                    b = _med(df, src, a, baseline, metric, phase)
+    if t.nets and t.baseline in t.present:
+        for src in t.sources:
+            for a in t.alphas:
+                for metric, phase, label, _short, hib in HEADLINE:
+                    b = t.med(src, a, t.baseline, metric, phase)
                     if math.isnan(b):
                         continue
-                    for n in nets:
-                        v = _med(df, src, a, n, metric, phase)
+                    for n in t.nets:
+                        v = t.med(src, a, n, metric, phase)
                         if math.isnan(v):
                             continue
                         total += 1
@@ -132,53 +164,52 @@ def findings(df: Any, *, networks: Sequence[str], baseline: str = "triquadratic"
                         per_metric.setdefault(label, [0, 0])
                         per_metric[label][0] += ok
                         per_metric[label][1] += 1
-                        det.append(f"{src}, α={a}, {label}: {n} {v:.4g} vs {baseline} "
+                        det.append(f"{src}, α={a}, {label}: {n} {v:.4g} vs {t.baseline} "
                                    f"{b:.4g} -> {'better' if ok else 'NOT better'}")
         verdict = ("not tested" if total == 0 else "supported" if wins == total else
                    "partly supported" if wins >= total / 2 else "not supported")
-        det.insert(0, f"networks better than {baseline} in {wins} of {total} comparisons "
+        det.insert(0, f"networks better than {t.baseline} in {wins} of {total} comparisons "
                       "(median over sub-volumes; source × α × metric × network): "
                       + "; ".join(f"{k} {w}/{n}" for k, (w, n) in per_metric.items()))
     else:
         verdict = "not tested"
-        det.append(f"needs at least one network and the {baseline} baseline")
-    out.append(Finding("Networks vs interpolation",
-                       "the networks are far beyond tri-quadratic interpolation", verdict, det))
+        det.append(f"needs at least one network and the {t.baseline} baseline")
+    return Finding("Networks vs interpolation",
+                   "the networks are far beyond tri-quadratic interpolation", verdict, det)
 
-    # 2. stability across alpha
+
+def _stability(t: _Table) -> Finding:
     det = []
     verdict = "not tested"
-    if len(alphas) >= 2 and nets and baseline in present:
-        lo, hi = alphas[0], alphas[-1]
+    if len(t.alphas) >= 2 and t.nets and t.baseline in t.present:
+        lo, hi = t.alphas[0], t.alphas[-1]
         checks = []
-        for src in sources:
-            drop_b = (_med(df, src, lo, baseline, "accuracy", "all")
-                      - _med(df, src, hi, baseline, "accuracy", "all"))
-            for n in nets:
-                drop = (_med(df, src, lo, n, "accuracy", "all")
-                        - _med(df, src, hi, n, "accuracy", "all"))
+        for src in t.sources:
+            drop_b = t.med(src, lo, t.baseline) - t.med(src, hi, t.baseline)
+            for n in t.nets:
+                drop = t.med(src, lo, n) - t.med(src, hi, n)
                 checks.append(drop <= drop_b)
                 det.append(f"{src}: median accuracy drop α={lo}→{hi}: {n} {drop:.4f}, "
-                           f"{baseline} {drop_b:.4f}")
+                           f"{t.baseline} {drop_b:.4f}")
         if checks:
             verdict = _verdict(checks)
         det.insert(0, "stable = the network loses no more accuracy than interpolation as α grows")
     else:
         det.append("needs two or more α and a network")
-    out.append(Finding("Stability across α", "the networks' quality is stable across α",
-                       verdict, det))
+    return Finding("Stability across α", "the networks' quality is stable across α",
+                   verdict, det)
 
-    # 3. diffusion-informed vs binary
+
+def _diffusion_vs_binary(t: _Table) -> Finding:
     det = []
     verdict = "not tested"
-    if "N_bin" in present and "N_diffu" in present:
+    if N_BIN in t.present and N_DIFFU in t.present:
         agree = []
-        for a in alphas:
-            for src in sources:
-                d_acc = (_med(df, src, a, "N_diffu", "accuracy", "all")
-                         - _med(df, src, a, "N_bin", "accuracy", "all"))
-                d_sur = (_med(df, src, a, "N_diffu", "surface_accuracy", "all")
-                         - _med(df, src, a, "N_bin", "surface_accuracy", "all"))
+        for a in t.alphas:
+            for src in t.sources:
+                d_acc = t.med(src, a, N_DIFFU) - t.med(src, a, N_BIN)
+                d_sur = (t.med(src, a, N_DIFFU, "surface_accuracy")
+                         - t.med(src, a, N_BIN, "surface_accuracy"))
                 # differences below TIE_TOLERANCE in median accuracy are called a tie
                 verdict_a = ("better" if d_acc > TIE_TOLERANCE else
                              "worse" if d_acc < -TIE_TOLERANCE else "tie")
@@ -191,21 +222,23 @@ def findings(df: Any, *, networks: Sequence[str], baseline: str = "triquadratic"
     else:
         det.append("needs both N_bin and N_diffu")
     det.insert(0, f"a median-accuracy difference within ±{TIE_TOLERANCE} counts as a tie")
-    out.append(Finding("Diffusion-informed vs binary network",
-                       "N_diffu is better at α = 2, 4 and slightly worse at α = 8", verdict, det))
+    return Finding("Diffusion-informed vs binary network",
+                   "N_diffu is better at α = 2, 4 and slightly worse at α = 8", verdict, det)
 
-    # 4. measured vs simulated
+
+def _measured_vs_simulated(t: _Table) -> Finding:
     det = []
     verdict = "not tested"
-    if "simulated" in sources and "measured" in sources and nets:
+    simulated, measured = SOURCES
+    if simulated in t.sources and measured in t.sources and t.nets:
         checks = []
-        for a in alphas:
-            for n in [*nets, baseline] if baseline in present else nets:
-                s = _med(df, "simulated", a, n, "accuracy", "all")
-                m = _med(df, "measured", a, n, "accuracy", "all")
+        for a in t.alphas:
+            for n in [*t.nets, t.baseline] if t.baseline in t.present else t.nets:
+                s = t.med(simulated, a, n)
+                m = t.med(measured, a, n)
                 if math.isnan(s) or math.isnan(m):
                     continue
-                if n in nets:
+                if n in t.nets:
                     checks.append(m >= s - 0.01)
                 det.append(f"α={a}, {n}: median accuracy measured {m:.4f} vs simulated {s:.4f} "
                            f"(difference {m - s:+.4f})")
@@ -214,10 +247,9 @@ def findings(df: Any, *, networks: Sequence[str], baseline: str = "triquadratic"
         det.insert(0, "as well = measured median accuracy at most 0.01 below simulated")
     else:
         det.append("needs simulated and measured test data and a network")
-    out.append(Finding("Measured vs simulated data",
-                       "networks trained on twins do as well on measured as on simulated data",
-                       verdict, det))
-    return out
+    return Finding("Measured vs simulated data",
+                   "networks trained on twins do as well on measured as on simulated data",
+                   verdict, det)
 
 
 # ---------------------------------------------------------------------------- rendering
@@ -270,8 +302,9 @@ def write_report(out_dir: str | Path, df: Any, *, config_yaml: str, meta: dict[s
     blocks.append(("p", "Over sub-volumes (and samples) of each source; IQR = q75 − q25; "
                         "n_inf = non-percolating cases (relative error inf), included in the "
                         "median."))
-    for metric, _phase, label, _hib in HEADLINE:
-        s = summ[summ["metric"] == metric] if len(summ) else summ
+    for h in HEADLINE:
+        label = h.label
+        s = summ[summ["metric"] == h.metric] if len(summ) else summ
         if not len(s):
             continue
         blocks.append(("h3", label))
@@ -288,6 +321,18 @@ def write_report(out_dir: str | Path, df: Any, *, config_yaml: str, meta: dict[s
     blocks.append(("h2", "Resolved configuration"))
     blocks.append(("code", config_yaml))
 
+    md, ht = _render(blocks)
+    md_path = atomic_write_text(out / "report.md", "\n\n".join(md) + "\n")
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:auto}"
+             "table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:2px 6px}")
+    doc = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>twinsr study</title>"
+           f"<style>{style}</style></head><body>{''.join(ht)}</body></html>\n")
+    html_path = atomic_write_text(out / "report.html", doc)
+    return md_path, html_path
+
+
+def _render(blocks: Sequence[tuple[str, Any]]) -> tuple[list[str], list[str]]:
+    """Markdown and HTML pieces of the report's blocks (kind, value)."""
     md, ht = [], []
     for kind, val in blocks:
         if kind in ("h1", "h2", "h3"):
@@ -309,10 +354,4 @@ def write_report(out_dir: str | Path, df: Any, *, config_yaml: str, meta: dict[s
         elif kind == "code":
             md.append("```yaml\n" + val.rstrip() + "\n```")
             ht.append(f"<pre>{html.escape(val)}</pre>")
-    md_path = atomic_write_text(out / "report.md", "\n\n".join(md) + "\n")
-    style = ("body{font-family:sans-serif;max-width:1100px;margin:auto}"
-             "table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:2px 6px}")
-    doc = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>twinsr study</title>"
-           f"<style>{style}</style></head><body>{''.join(ht)}</body></html>\n")
-    html_path = atomic_write_text(out / "report.html", doc)
-    return md_path, html_path
+    return md, ht

@@ -14,8 +14,9 @@ Gauss-Seidel sweep before (red, black) and after (black, red) the coarse correct
 preconditioner is symmetric; the coarse correction is over-weighted by ``omega``; the coarsest
 level (<= ~4096 active points) is solved directly with a sparse LU factorisation.
 
-Memory: five float32 CG vectors (20 B/voxel) + the uint8 mask + ~3.5 B/voxel for all coarse
-levels, i.e. about 25 bytes per voxel of the bounding box.
+Memory: the float64 solution and four float32 CG vectors (24 B/voxel; 40 with float64 vectors),
+the uint8 degree array (1 B/voxel) and all coarse levels (~3.4 B/voxel; 6.9 in float64), on the
+padded grid. The measured peak of a whole solve is ``laplace.LAPLACE_BYTES_PER_VOXEL``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-__all__ = ["Hierarchy", "build_hierarchy", "layer_fluxes", "pcg"]
+__all__ = ["Hierarchy", "build_hierarchy", "padded_degree", "pcg", "threads_for"]
 
 _COARSEST = 4096
 # Grids smaller than this run single-threaded: launching a parallel kernel costs more than the
@@ -39,7 +40,7 @@ _PAR_MIN = 1 << 18
 
 
 @contextlib.contextmanager
-def _threads_for(size: int) -> Iterator[None]:
+def threads_for(size: int) -> Iterator[None]:
     """Run the enclosed kernels on one thread if the grid has fewer than ``_PAR_MIN`` points."""
     prev = nb.get_num_threads()
     if size >= _PAR_MIN or prev == 1:
@@ -350,41 +351,10 @@ def _update_p(p, z, beta):  # pragma: no cover - compiled
         p[i] = z[i] + beta * p[i]
 
 
-@nb.njit(parallel=True, cache=True)
-def _layer_fluxes(deg, u, out):  # pragma: no cover - compiled
-    """out[f] = flux through face f (f = 0: inlet face, f = n0: outlet face), float64."""
-    n0 = deg.shape[0] - 2
-    n1, n2 = deg.shape[1], deg.shape[2]
-    for f in nb.prange(n0 + 1):
-        s = 0.0
-        for j in range(1, n1 - 1):
-            for k in range(1, n2 - 1):
-                if f == 0:
-                    if deg[1, j, k] > 0:
-                        s += 2.0 * np.float64(u[1, j, k])
-                elif f == n0:
-                    if deg[n0, j, k] > 0:
-                        s += 2.0 * (1.0 - np.float64(u[n0, j, k]))
-                elif deg[f, j, k] > 0 and deg[f + 1, j, k] > 0:
-                    s += np.float64(u[f + 1, j, k]) - np.float64(u[f, j, k])
-        out[f] = s
-
-
-def layer_fluxes(deg: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Flux through each of the ``n0 + 1`` faces normal to axis 0 (float64, voxel units).
-
-    ``deg`` and ``u`` are padded level-0 arrays; face 0 is the inlet (u = 0) face.
-    """
-    out = np.zeros(deg.shape[0] - 1, dtype=np.float64)
-    with _threads_for(deg.size):
-        _layer_fluxes(deg, u, out)
-    return out
-
-
 def padded_degree(mask: np.ndarray) -> np.ndarray:
     """Padded uint8 degree array (shape + 2 on every axis) of a C-contiguous uint8 mask."""
     deg = np.zeros(tuple(s + 2 for s in mask.shape), dtype=np.uint8)
-    with _threads_for(deg.size):
+    with threads_for(deg.size):
         _degree(mask, deg)
     return deg
 
@@ -426,7 +396,7 @@ class Hierarchy:
         _fine_gs(m, r, z, 0)
 
     def _coarse_cycle(self, ell: int) -> None:
-        with _threads_for(self.levels[ell].diag.size):
+        with threads_for(self.levels[ell].diag.size):
             self._coarse_cycle_body(ell)
 
     def _coarse_cycle_body(self, ell: int) -> None:
@@ -538,7 +508,7 @@ def _direct_fine(deg: np.ndarray, rhs: np.ndarray) -> np.ndarray:
 
 def pcg(deg: np.ndarray, x: np.ndarray, **kwargs: object) -> tuple[int, float, bool]:
     """Solve the phase Laplace system in place (see :func:`_pcg` for the arguments)."""
-    with _threads_for(deg.size):
+    with threads_for(deg.size):
         return _pcg(deg, x, **kwargs)  # type: ignore[arg-type]
 
 

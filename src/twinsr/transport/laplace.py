@@ -13,10 +13,10 @@ at convergence. Like the FEM weak form, it is a conservative, symmetric positive
 discretisation of -Δu = 0 with the same boundary conditions; it converges to the same continuum
 solution as the voxels are refined.
 
-Clusters: only 6-connected clusters of the phase that touch both Dirichlet faces (percolating
-clusters) are unknowns. A cluster touching only the inlet face takes u = 0, one touching only the
-outlet face takes u = 1 (their steady states), and a cluster touching neither takes 0 and is
-reported as floating.
+Clusters (:mod:`twinsr.transport.clusters`): only 6-connected clusters of the phase that touch
+both Dirichlet faces (percolating clusters) are unknowns. A cluster touching only the inlet face
+takes u = 0, one touching only the outlet face takes u = 1 (their steady states), and a cluster
+touching neither takes 0 and is reported as floating. Face fluxes: :mod:`twinsr.transport.flux`.
 
 Solver: conjugate gradients preconditioned by a geometric multigrid V-cycle on the voxel grid
 (see :mod:`twinsr.transport._multigrid`), numba kernels on CPU; on a CUDA device the same
@@ -31,11 +31,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.ndimage as ndi
 
 from twinsr._validation import (
+    PHASE_NAMES,
     as_binary_volume,
     check_axis,
+    check_int,
     check_memory,
     check_phase,
     check_positive,
@@ -43,16 +44,42 @@ from twinsr._validation import (
 )
 from twinsr.exceptions import ConvergenceWarning, NonPercolatingWarning, VolumeError
 from twinsr.transport import _multigrid as mg
+from twinsr.transport.clusters import OUTLET_DEAD_END, PERCOLATING, ClusterMap, classify_mask
+from twinsr.transport.flux import transposed_face_fluxes
 
-__all__ = ["LaplaceSolution", "diffusion_channels", "solve_laplace"]
+__all__ = [
+    "LAPLACE_BYTES_PER_VOXEL",
+    "LaplaceSolution",
+    "diffusion_channels",
+    "laplace_bytes_per_voxel",
+    "solve_laplace",
+]
 
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, float], object]
 
-_PHASE_NAMES = {0: "pore", 1: "solid"}
 # Below this relative tolerance the CG vectors are float64 (float32 residuals stall near 1e-7).
-_FLOAT32_TOL = 1e-7
+FLOAT32_TOL = 1e-7
+# Peak memory of one CPU solve in bytes per voxel of the bounding box (the input excluded), by CG
+# vector dtype: tracemalloc peaks of solve_laplace on 128^3 volumes (37.5 / 57.7 B) and 160^3
+# (36.5 / 56.5 B), blobs and open blocks alike, rounded up. During the CG iterations: float32 output
+# (4), phase and cluster codes (2), the percolating mask and degree array (2), float64 solution (8),
+# four CG vectors (16 / 32), coarse levels (3.4 / 6.9), the one-voxel halo of the padded arrays
+# (+5 % at 128^3). diffusion_channels adds 4 (a second output channel). The memory check
+# (check_memory before allocating) and every docstring quote these numbers; tests check them.
+LAPLACE_BYTES_PER_VOXEL = {"float32": 38, "float64": 58}
+
+
+def laplace_bytes_per_voxel(tol: float) -> int:
+    """Peak bytes per voxel of one CPU solve at relative tolerance ``tol`` (see the constant).
+
+    Examples
+    --------
+    >>> laplace_bytes_per_voxel(1e-6) == LAPLACE_BYTES_PER_VOXEL["float32"]
+    True
+    """
+    return LAPLACE_BYTES_PER_VOXEL["float64" if tol < FLOAT32_TOL else "float32"]
 
 
 @dataclass(frozen=True)
@@ -65,7 +92,8 @@ class LaplaceSolution:
         u at the voxel centres; 0 outside the phase (and on floating clusters).
     flux_per_layer : ndarray of float64, shape (L + 1,)
         Flux through each face normal to ``axis`` (face 0 is the inlet face u = 0, face L the
-        outlet face u = 1), in voxel units (conductance 1 per voxel face, Δu = 1).
+        outlet face u = 1), in voxel units (conductance 1 per voxel face, Δu = 1); see
+        :func:`twinsr.transport.flux.face_fluxes`.
     flux : float
         Mean of ``flux_per_layer`` (0 if the phase does not percolate).
     iterations : int
@@ -105,24 +133,35 @@ class LaplaceSolution:
     device: str
 
 
-def _check_options(tol: object, max_iter: object) -> tuple[float, int]:
+def check_solver_options(tol: object, max_iter: object) -> tuple[float, int]:
+    """Validated ``(tol, max_iter)`` of an iterative solve (0 < tol < 1, max_iter >= 1).
+
+    Raises
+    ------
+    VolumeError
+        ``tol`` not in (0, 1) or ``max_iter`` not a positive integer.
+    """
     tol_f = check_positive(tol, "tol")
     if tol_f >= 1.0:
         raise VolumeError(f"`tol` must be < 1 (a relative residual), got {tol!r}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
-        raise VolumeError(f"`max_iter` must be a positive integer, got {max_iter!r}")
-    return tol_f, int(max_iter)
+    return tol_f, check_int(max_iter, "max_iter", minimum=1)
 
 
-def _resolve_backend(device: object) -> str:
+def resolve_backend(device: object) -> str:
     """'cpu' (numba), 'torch-cpu' (torch on CPU, a testing aid) or a CUDA device string."""
     if isinstance(device, str) and device.strip().lower() == "torch-cpu":
         return "torch-cpu"
     return resolve_device(device)  # type: ignore[arg-type]
 
 
-def _prepare(im: object, axis: object) -> tuple[np.ndarray, int]:
-    """Validated uint8 volume with ``axis`` moved first (C-contiguous), and the axis."""
+def prepare_volume(im: object, axis: object) -> tuple[np.ndarray, int]:
+    """Validated uint8 volume with ``axis`` moved first (C-contiguous), and the checked axis.
+
+    Raises
+    ------
+    VolumeError
+        Not a binary 3-D volume, bad ``axis``, fewer than 2 voxels along ``axis``.
+    """
     vol = as_binary_volume(im)
     ax = check_axis(axis)
     if vol.shape[ax] < 2:
@@ -133,42 +172,62 @@ def _prepare(im: object, axis: object) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(np.moveaxis(vol, ax, 0)), ax
 
 
-@dataclass
-class _Clusters:
-    mask: np.ndarray  # uint8, 1 on percolating clusters
-    outlet_only: np.ndarray | None  # bool, clusters touching only the outlet face (u = 1)
-    n_phase: int
-    n_unknowns: int
-    dead_end: bool
-    floating: bool
-
-    def why_not_percolating(self) -> str:
-        """The reason for a NonPercolatingWarning (only meaningful when ``n_unknowns == 0``)."""
-        return "has no voxels" if self.n_phase == 0 else "does not connect the two faces"
+def not_percolating_reason(clusters: ClusterMap) -> str:
+    """Why a phase has no unknowns, for a NonPercolatingWarning."""
+    return "has no voxels" if clusters.n_phase == 0 else "does not connect the two faces"
 
 
-def _clusters(phase_t: np.ndarray) -> _Clusters:
-    """Classify the 6-connected clusters of a boolean phase array (transport axis first)."""
-    lab, n_lab = ndi.label(phase_t)
-    touch_in = np.zeros(n_lab + 1, dtype=bool)
-    touch_out = np.zeros(n_lab + 1, dtype=bool)
-    touch_in[lab[0]] = True
-    touch_out[lab[-1]] = True
-    touch_in[0] = touch_out[0] = False
-    perc = touch_in & touch_out
-    out_only = touch_out & ~touch_in
-    labels = np.arange(1, n_lab + 1)
-    dead_end = bool(np.any(touch_in[1:] ^ touch_out[1:]))
-    floating = bool(np.any(~touch_in[labels] & ~touch_out[labels]))
-    mask = perc[lab].view(np.uint8)
-    outlet_only = out_only[lab] if out_only.any() else None
-    del lab
-    n_unknowns = int(np.count_nonzero(mask))
-    return _Clusters(mask, outlet_only, int(np.count_nonzero(phase_t)), n_unknowns, dead_end,
-                     floating)
+@dataclass(frozen=True)
+class PhaseSolve:
+    """One solve on a phase array with the transport axis first (see :func:`solve_transposed`)."""
+
+    field: np.ndarray  # float32, shape of the phase array
+    flux: np.ndarray  # float64, (L + 1,)
+    iterations: int
+    residual: float
+    converged: bool
+    clusters: ClusterMap
 
 
-def _solve_t(
+def _solve_cpu(mask: np.ndarray, lin: np.ndarray, *, tol: float, max_iter: int,
+               progress: ProgressCallback | None, work: dict | None,
+               field: np.ndarray) -> tuple[np.ndarray, int, float, bool]:
+    deg = mg.padded_degree(mask)
+    shape = deg.shape
+    # float32 CG vectors unless the tolerance is below what float32 residuals can resolve
+    wdtype = np.float64 if tol < FLOAT32_TOL else np.float32
+    if work is not None and work.get("shape") == shape and work["vecs"][0].dtype == wdtype:
+        x, vecs = work["x"], work["vecs"]
+        for v in vecs:  # the kernels assume zeros outside this phase's unknowns
+            v.fill(0.0)
+    else:
+        x = np.zeros(shape, np.float64)
+        vecs = [np.zeros(shape, wdtype) for _ in range(4)]
+        if work is not None:
+            work.update(shape=shape, x=x, vecs=vecs)
+    inner = x[1:-1, 1:-1, 1:-1]
+    np.multiply(lin, mask, out=inner)
+    it, res, conv = mg.pcg(deg, x, tol=tol, max_iter=max_iter, progress=progress, work=vecs)
+    del deg
+    flux = transposed_face_fluxes(inner, mask)
+    field[...] = inner
+    return flux, it, res, conv
+
+
+def _solve_torch(mask: np.ndarray, lin: np.ndarray, *, tol: float, max_iter: int, backend: str,
+                 progress: ProgressCallback | None,
+                 field: np.ndarray) -> tuple[np.ndarray, int, float, bool]:
+    from twinsr.transport._torch_solver import torch_pcg
+
+    dev = "cpu" if backend == "torch-cpu" else backend
+    sol, it, res, conv = torch_pcg(mask, lin * mask, device=dev, tol=tol, max_iter=max_iter,
+                                   progress=progress, double=tol < FLOAT32_TOL)
+    flux = transposed_face_fluxes(sol, mask)
+    field[...] = sol
+    return flux, it, res, conv
+
+
+def solve_transposed(
     phase_t: np.ndarray,
     *,
     tol: float,
@@ -177,58 +236,33 @@ def _solve_t(
     progress: ProgressCallback | None,
     out: np.ndarray | None = None,
     work: dict | None = None,
-) -> tuple[np.ndarray, np.ndarray, int, float, bool, _Clusters]:
-    """Solve on a boolean phase array with the transport axis first.
+) -> PhaseSolve:
+    """Solve on a boolean phase array with the transport axis first (inputs already checked).
 
-    Returns (field_t float32, flux_per_layer, iterations, residual, converged, clusters).
     ``out`` (float32, shape of ``phase_t``) receives the field if given; ``work`` caches scratch
-    vectors between calls of the same shape.
+    vectors between calls of the same shape. Warns (ConvergenceWarning) when ``max_iter`` is
+    reached; refuses (MemoryBudgetError) a solve that does not fit, before allocating.
     """
     n0 = phase_t.shape[0]
-    # refuse before allocating: labels + masks in set-up, then the CG vectors and coarse levels
-    per_voxel = 49 if tol < _FLOAT32_TOL else 33
-    check_memory(phase_t.size * per_voxel, f"the Laplace solve on {phase_t.shape} voxels")
-    cl = _clusters(phase_t)
+    check_memory(phase_t.size * laplace_bytes_per_voxel(tol),
+                 f"the Laplace solve on {phase_t.shape} voxels")
+    cl = classify_mask(phase_t, 0)
     field = out if out is not None else np.empty(phase_t.shape, np.float32)
-    if cl.n_unknowns == 0:
+    if cl.n_percolating == 0:
         field[...] = 0.0
-        if cl.outlet_only is not None:
-            field[cl.outlet_only] = 1.0
-        return field, np.zeros(n0 + 1), 0, 0.0, True, cl
+        field[cl.kind == OUTLET_DEAD_END] = 1.0
+        return PhaseSolve(field, np.zeros(n0 + 1), 0, 0.0, True, cl)
+    mask = (cl.kind == PERCOLATING).view(np.uint8)
     lin = ((np.arange(n0, dtype=np.float64) + 0.5) / n0)[:, None, None]
     if backend == "cpu":
-        deg = mg.padded_degree(cl.mask)
-        shape = deg.shape
-        # float32 CG vectors unless the tolerance is below what float32 residuals can resolve
-        wdtype = np.float64 if tol < _FLOAT32_TOL else np.float32
-        if work is not None and work.get("shape") == shape and work["vecs"][0].dtype == wdtype:
-            x, vecs = work["x"], work["vecs"]
-            for v in vecs:  # the kernels assume zeros outside this phase's unknowns
-                v.fill(0.0)
-        else:
-            x = np.zeros(shape, np.float64)
-            vecs = [np.zeros(shape, wdtype) for _ in range(4)]
-            if work is not None:
-                work.update(shape=shape, x=x, vecs=vecs)
-        inner = x[1:-1, 1:-1, 1:-1]
-        np.multiply(lin, cl.mask, out=inner)
-        it, res, conv = mg.pcg(deg, x, tol=tol, max_iter=max_iter, progress=progress, work=vecs)
-        flux = mg.layer_fluxes(deg, x)
-        field[...] = inner
-        del deg
+        flux, it, res, conv = _solve_cpu(mask, lin, tol=tol, max_iter=max_iter,
+                                         progress=progress, work=work, field=field)
     else:
-        from twinsr.transport._torch_solver import torch_pcg
-
-        dev = "cpu" if backend == "torch-cpu" else backend
-        x0 = lin * cl.mask
-        sol, it, res, conv = torch_pcg(cl.mask, x0, device=dev, tol=tol, max_iter=max_iter,
-                                       progress=progress, double=tol < _FLOAT32_TOL)
-        pad = np.zeros(tuple(s + 2 for s in sol.shape), np.float64)
-        pad[1:-1, 1:-1, 1:-1] = sol
-        flux = mg.layer_fluxes(mg.padded_degree(cl.mask), pad)
-        field[...] = sol
-    if cl.outlet_only is not None:
-        field[cl.outlet_only] = 1.0
+        flux, it, res, conv = _solve_torch(mask, lin, tol=tol, max_iter=max_iter, backend=backend,
+                                           progress=progress, field=field)
+    del mask
+    if cl.has_dead_end:
+        field[cl.kind == OUTLET_DEAD_END] = 1.0
     if not conv:
         warnings.warn(
             f"the Laplace solve stopped after {it} iterations with relative residual {res:.3g} "
@@ -236,8 +270,8 @@ def _solve_t(
             ConvergenceWarning,
             stacklevel=3,
         )
-    log.debug("solve: %d unknowns, %d iterations, residual %.3g", cl.n_unknowns, it, res)
-    return field, flux, it, res, conv, cl
+    log.debug("solve: %d unknowns, %d iterations, residual %.3g", cl.n_percolating, it, res)
+    return PhaseSolve(field, flux, it, res, conv, cl)
 
 
 def solve_laplace(
@@ -294,9 +328,10 @@ def solve_laplace(
     Notes
     -----
     Discretisation and cluster rules: see the module docstring (voxel finite-volume equivalent of
-    the paper's FEM, spec §2.1.4, Eqs. (7)–(8)). Peak memory about 30 bytes per voxel on CPU
-    (float64 solution, four float32 CG vectors, coarse levels, cluster labels during set-up);
-    ``tol < 1e-7`` switches the CG vectors to float64 (about 46 bytes per voxel).
+    the paper's FEM, spec §2.1.4, Eqs. (7)–(8)). Peak memory on CPU, output included:
+    ``LAPLACE_BYTES_PER_VOXEL["float32"]`` = 38 bytes per voxel (measured; float64 solution, four
+    float32 CG vectors, coarse levels, masks); ``tol < 1e-7`` switches the CG vectors to float64
+    (``LAPLACE_BYTES_PER_VOXEL["float64"]`` = 58 bytes per voxel).
 
     References
     ----------
@@ -310,31 +345,32 @@ def solve_laplace(
     True
     """
     ph = check_phase(phase)
-    tol_f, max_it = _check_options(tol, max_iter)
-    vol_t, ax = _prepare(im, axis)
-    backend = _resolve_backend(device)
-    field_t, flux, it, res, conv, cl = _solve_t(
-        vol_t == ph, tol=tol_f, max_iter=max_it, backend=backend, progress=progress
-    )
-    percolating = cl.n_unknowns > 0
+    tol_f, max_it = check_solver_options(tol, max_iter)
+    vol_t, ax = prepare_volume(im, axis)
+    backend = resolve_backend(device)
+    sol = solve_transposed(vol_t == ph, tol=tol_f, max_iter=max_it, backend=backend,
+                           progress=progress)
+    cl = sol.clusters
+    percolating = cl.n_percolating > 0
     if not percolating:
         warnings.warn(
-            f"the {_PHASE_NAMES[ph]} phase {cl.why_not_percolating()} along axis {ax}; the flux is 0",
+            f"the {PHASE_NAMES[ph]} phase {not_percolating_reason(cl)} along axis {ax}; the flux "
+            "is 0",
             NonPercolatingWarning,
             stacklevel=2,
         )
-    field = np.ascontiguousarray(np.moveaxis(field_t, 0, ax))
+    field = np.ascontiguousarray(np.moveaxis(sol.field, 0, ax))
     return LaplaceSolution(
         field=field,
-        flux_per_layer=flux,
-        flux=float(flux.mean()) if percolating else 0.0,
-        iterations=it,
-        residual=res,
-        converged=conv,
+        flux_per_layer=sol.flux,
+        flux=float(sol.flux.mean()) if percolating else 0.0,
+        iterations=sol.iterations,
+        residual=sol.residual,
+        converged=sol.converged,
         percolating=percolating,
-        n_unknowns=cl.n_unknowns,
-        dead_end_clusters=cl.dead_end,
-        floating_clusters=cl.floating,
+        n_unknowns=cl.n_percolating,
+        dead_end_clusters=cl.has_dead_end,
+        floating_clusters=cl.has_floating,
         phase=ph,
         axis=ax,
         device=backend,
@@ -374,7 +410,8 @@ def diffusion_channels(
     Notes
     -----
     Input checks, the transposition to the transport axis and the CG scratch vectors are shared
-    between the two solves; peak memory about 38 bytes per voxel on CPU (output included).
+    between the two solves; peak memory on CPU about 42 bytes per voxel (output included; 62 with
+    ``tol < 1e-7``): :data:`LAPLACE_BYTES_PER_VOXEL` plus the second output channel.
 
     References
     ----------
@@ -388,21 +425,21 @@ def diffusion_channels(
     >>> ch.shape, bool(ch[0][im == 1].max() == 0), bool(ch[1][im == 0].max() == 0)
     ((2, 6, 4, 4), True, True)
     """
-    tol_f, max_it = _check_options(tol, max_iter)
-    vol_t, ax = _prepare(im, axis)
-    backend = _resolve_backend(device)
+    tol_f, max_it = check_solver_options(tol, max_iter)
+    vol_t, ax = prepare_volume(im, axis)
+    backend = resolve_backend(device)
     out_t = np.empty((2, *vol_t.shape), np.float32)
     work: dict = {}
     for ph in (0, 1):
-        _, _, _, _, _, cl = _solve_t(vol_t == ph, tol=tol_f, max_iter=max_it, backend=backend,
-                                     progress=progress, out=out_t[ph], work=work)
-        if cl.n_unknowns == 0:
+        sol = solve_transposed(vol_t == ph, tol=tol_f, max_iter=max_it, backend=backend,
+                               progress=progress, out=out_t[ph], work=work)
+        if sol.clusters.n_percolating == 0:
             warnings.warn(
-                f"the {_PHASE_NAMES[ph]} phase {cl.why_not_percolating()} along axis {ax}; its "
-                "channel holds only dead-end values (0 or 1) or zeros",
+                f"the {PHASE_NAMES[ph]} phase {not_percolating_reason(sol.clusters)} along axis "
+                f"{ax}; its channel holds only dead-end values (0 or 1) or zeros",
                 NonPercolatingWarning,
                 stacklevel=2,
             )
+        del sol
     del work
     return np.ascontiguousarray(np.moveaxis(out_t, 1, ax + 1))
-

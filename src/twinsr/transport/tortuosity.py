@@ -30,16 +30,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from twinsr._validation import check_phase
+from twinsr._validation import PHASE_NAMES, check_phase
 from twinsr.exceptions import NonPercolatingWarning, VolumeError
 from twinsr.transport import _geodesic
+from twinsr.transport.flux import effective_diffusivity, flux_spread
 from twinsr.transport.laplace import (
-    _PHASE_NAMES,
     ProgressCallback,
-    _check_options,
-    _prepare,
-    _resolve_backend,
-    _solve_t,
+    check_solver_options,
+    not_percolating_reason,
+    prepare_volume,
+    resolve_backend,
+    solve_transposed,
 )
 
 __all__ = ["GeodesicResult", "TortuosityResult", "effective_tortuosity", "geodesic_tortuosity"]
@@ -155,8 +156,9 @@ def effective_tortuosity(
     -----
     Conventions as TauFactor: ε counts every voxel of the phase; L is the number of voxels along
     ``axis`` (the Dirichlet faces are the outer faces of the first and last layer). PoreSpy's
-    ``tortuosity_fd`` uses the percolating volume fraction instead. Peak memory about 30 bytes
-    per voxel on CPU.
+    ``tortuosity_fd`` uses the percolating volume fraction instead. Peak memory on CPU: that of
+    :func:`twinsr.transport.solve_laplace` (38 bytes per voxel,
+    :data:`twinsr.transport.laplace.LAPLACE_BYTES_PER_VOXEL`).
 
     References
     ----------
@@ -171,28 +173,25 @@ def effective_tortuosity(
     """
     t0 = time.perf_counter()
     ph = check_phase(phase)
-    tol_f, max_it = _check_options(tol, max_iter)
-    vol_t, ax = _prepare(im, axis)
-    backend = _resolve_backend(device)
-    phase_t = vol_t == ph
-    _, flux, it, _, conv, cl = _solve_t(phase_t, tol=tol_f, max_iter=max_it, backend=backend,
-                                        progress=progress)
-    n0 = phase_t.shape[0]
-    area = phase_t.shape[1] * phase_t.shape[2]
-    eps = cl.n_phase / phase_t.size
-    if cl.n_unknowns == 0:
+    tol_f, max_it = check_solver_options(tol, max_iter)
+    vol_t, ax = prepare_volume(im, axis)
+    backend = resolve_backend(device)
+    sol = solve_transposed(vol_t == ph, tol=tol_f, max_iter=max_it, backend=backend,
+                           progress=progress)
+    cl = sol.clusters
+    eps = cl.n_phase / vol_t.size
+    if cl.n_percolating == 0:
         warnings.warn(
-            f"the {_PHASE_NAMES[ph]} phase {cl.why_not_percolating()} along axis {ax}: tau = inf",
+            f"the {PHASE_NAMES[ph]} phase {not_percolating_reason(cl)} along axis {ax}: tau = inf",
             NonPercolatingWarning,
             stacklevel=2,
         )
-        return TortuosityResult(math.inf, 0.0, eps, False, conv, it, 0.0, ph, ax,
-                                time.perf_counter() - t0)
-    fbar = float(flux.mean())
-    spread = float(np.max(np.abs(flux - fbar)) / fbar) if fbar > 0 else math.inf
-    d_eff = fbar * n0 / area
+        return TortuosityResult(math.inf, 0.0, eps, False, sol.converged, sol.iterations, 0.0, ph,
+                                ax, time.perf_counter() - t0)
+    d_eff = effective_diffusivity(sol.flux, vol_t.shape, axis=0)
     tau = eps / d_eff if d_eff > 0 else math.inf
-    return TortuosityResult(float(tau), float(d_eff), float(eps), True, conv, it, spread, ph, ax,
+    return TortuosityResult(float(tau), float(d_eff), float(eps), True, sol.converged,
+                            sol.iterations, flux_spread(sol.flux), ph, ax,
                             time.perf_counter() - t0)
 
 
@@ -205,8 +204,10 @@ def geodesic_tortuosity(
 ) -> GeodesicResult:
     """Mean geodesic tortuosity of one phase (shortest in-phase paths from the inlet plane).
 
-    One multi-source shortest-path pass from the outlet plane (numba Dijkstra with an indexed
-    binary heap on the voxel grid, or fast marching), stopped once every inlet voxel is settled.
+    One multi-source shortest-path pass from the outlet plane, stopped once every inlet voxel is
+    settled: for the graph metrics a numba Dijkstra with one FIFO queue per step length (1, √2,
+    √3; Dial-like, O(1) per queue operation), for ``"fmm"`` fast marching with an indexed binary
+    heap.
 
     Parameters
     ----------
@@ -236,7 +237,9 @@ def geodesic_tortuosity(
 
     Notes
     -----
-    Peak memory about 18 bytes per voxel (float64 distances, int32 heap and positions).
+    Peak memory about 11 bytes per voxel for the graph metrics (float64 distances, the padded
+    phase, done and target flags) plus 8 bytes per live queue entry; about 19 bytes per voxel for
+    ``"fmm"`` (int32 heap and positions added).
 
     References
     ----------
@@ -253,7 +256,7 @@ def geodesic_tortuosity(
     ph = check_phase(phase)
     if metric not in METRICS:
         raise VolumeError(f"`metric` must be one of {METRICS}, got {metric!r}")
-    vol_t, ax = _prepare(im, axis)
+    vol_t, ax = prepare_volume(im, axis)
     phase_t = (vol_t == ph).view(np.uint8)
     dist = _geodesic.distance_to_outlet(phase_t, metric)
     lengths = (dist / (phase_t.shape[0] - 1)).astype(np.float32)
@@ -266,7 +269,7 @@ def geodesic_tortuosity(
         why = ("has no voxels in the inlet plane" if n_in == 0
                else "does not connect the inlet and outlet planes")
         warnings.warn(
-            f"the {_PHASE_NAMES[ph]} phase {why} along axis {ax}: geodesic tau = inf",
+            f"the {PHASE_NAMES[ph]} phase {why} along axis {ax}: geodesic tau = inf",
             NonPercolatingWarning,
             stacklevel=2,
         )
