@@ -127,7 +127,7 @@ def test_packing_raises_the_fraction_towards_eta() -> None:
 
 
 def test_periodic_and_padded_realizations_agree_in_the_mean() -> None:
-    m = GrainModel(0.5, 4.0, 0.2, overlap=0.1)
+    m = GrainModel(0.5, 4.0, radius_cv=0.2, overlap=0.1)
     per = np.mean([m.sample((48,) * 3, rng=s, periodic=True).mean() for s in range(4)])
     pad = np.mean([m.sample((48,) * 3, rng=s).mean() for s in range(4)])
     assert abs(per - pad) < 0.04
@@ -173,7 +173,7 @@ def test_grain_phase_pore_is_the_complement() -> None:
 
 
 def test_same_seed_same_realization_and_pinned_hash() -> None:
-    m = GrainModel(0.5, 3.0, 0.25, overlap=0.1, neck=0.3, neck_range=0.2, aspect=0.8)
+    m = GrainModel(0.5, 3.0, radius_cv=0.25, overlap=0.1, neck=0.3, neck_range=0.2, aspect=0.8)
     a = m.sample((24, 28, 32), rng=11)
     np.testing.assert_array_equal(a, m.sample((24, 28, 32), rng=11))
     assert not np.array_equal(a, m.sample((24, 28, 32), rng=12))
@@ -183,7 +183,8 @@ def test_same_seed_same_realization_and_pinned_hash() -> None:
 
 
 def test_grain_model_round_trip_and_json(tmp_path) -> None:
-    m = GrainModel(0.6, 5.5, 0.2, 0.05, 0.3, 0.15, 0.8, 1, "solid", voxel_size=0.4)
+    m = GrainModel(0.6, 5.5, radius_cv=0.2, overlap=0.05, neck=0.3, neck_range=0.15,
+                   neck_anisotropy=0.4, aspect=0.8, axis=1, grain_phase="solid", voxel_size=0.4)
     assert GrainModel.from_dict(m.to_dict()) == m
     p = m.to_json(tmp_path / "g.json")
     import json
@@ -261,7 +262,7 @@ def test_aligned_fibres_have_long_chords_along_their_axis() -> None:
 
 
 def test_fibre_round_trip_and_rejects() -> None:
-    m = FibreModel(0.3, 2.0, 30.0, 0.1, (0.5, 1.0, 2.0), voxel_size=1.3)
+    m = FibreModel(0.3, 2.0, 30.0, radius_cv=0.1, orientation=(0.5, 1.0, 2.0), voxel_size=1.3)
     assert m.orientation == (0.25, 0.5, 1.0)
     assert FibreModel.from_dict(m.to_dict()) == m
     with pytest.raises(ConfigError, match="orientation"):
@@ -275,7 +276,8 @@ def test_fibre_round_trip_and_rejects() -> None:
 
 
 def test_fibre_pinned_hash() -> None:
-    a = FibreModel(0.2, 1.5, 25.0, 0.2, (0.5, 1.0, 1.0)).sample((24, 28, 32), rng=3)
+    a = FibreModel(0.2, 1.5, 25.0, radius_cv=0.2, orientation=(0.5, 1.0, 1.0)).sample(
+        (24, 28, 32), rng=3)
     assert hashlib.sha256(a.tobytes()).hexdigest() == PINNED["fibres"]
 
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -83,6 +83,7 @@ class FibreModel:
     volume_fraction: float
     radius: float
     length: float
+    _: KW_ONLY
     radius_cv: float = 0.0
     orientation: tuple[float, float, float] = (1.0, 1.0, 1.0)
     fibre_phase: str = "solid"
@@ -231,9 +232,11 @@ class FibreModel:
         missing = [k for k in ("volume_fraction", "radius", "length") if k not in d]
         if missing:
             raise ConfigError(f"fibre model parameters lack required key(s) {missing}")
-        return cls(d["volume_fraction"], d["radius"], d["length"], d.get("radius_cv", 0.0),
-                   tuple(d.get("orientation", (1.0, 1.0, 1.0))), d.get("fibre_phase", "solid"),
-                   d.get("voxel_size"))
+        kw = {k: d[k] for k in ("radius_cv", "fibre_phase", "voxel_size") if k in d}
+        if "orientation" in d:
+            kw["orientation"] = tuple(d["orientation"]) if isinstance(d["orientation"], list) \
+                else d["orientation"]
+        return cls(d["volume_fraction"], d["radius"], d["length"], **kw)
 
     def to_json(self, path: str | os.PathLike[str]) -> Path:
         """Write :meth:`to_dict` as JSON, atomically. Returns the path."""

@@ -21,15 +21,14 @@ that does not percolate where the data's does scores 1); the objective is the we
 groups. Data phases that do not percolate are left out (their τ is inf) with a warning.
 
 Fitting runs in two stages in a bounded, logistic-transformed parameter space:
-(1) the geometric parameters on the cheap groups (s2, surface_area, chords) by Nelder–Mead,
-(2) the parameters that set connectivity on every group, by a quadratic response surface fitted
-to simulations at Latin-hypercube design points with independent seeds (the transport
-descriptors of one realization are noisy, ~5–8 % at 112³; the regression averages that noise out)
-around the stage-1 optimum. The data's descriptors are measured
+(1) the geometric parameters on the cheap groups (s2, surface_area, chords), (2) the parameters
+that set connectivity on every group, starting from stage 1; each stage is a Nelder–Mead search
+with an initial simplex of 0.6 logistic units per parameter. The data's descriptors are measured
 on cubic blocks of the realizations' edge (:class:`DescriptorTarget`), so twins and data share
 their finite-size effects; realizations use fixed seeds (common random numbers), so the objective
-is a deterministic function of the parameters. The volume fraction is matched exactly where the family allows it (χ²: ν, fibres:
-φ) and by a secant search on the grain fraction η for the grain packings.
+is a deterministic function of the parameters. The volume fraction is matched exactly where the
+family allows it (χ²: ν, fibres: φ) and by a secant search on the grain fraction η for the grain
+packings.
 
 Cost: a stage-1 evaluation draws one realization and its geometric descriptors (≈ 0.3 s at 96³);
 a stage-2 evaluation adds 6 Laplace solves and 6 geodesic maps (≈ 2–4 s at 112³ on 2 cores).
@@ -305,7 +304,8 @@ class _GrainBuilder:
     def __call__(self, p: dict[str, float], target: DescriptorTarget) -> GrainModel:
         axis, _ = _anisotropy_axis(target)
         kw = dict(radius=p["radius"], radius_cv=p["radius_cv"], overlap=p["overlap"],
-                  neck=p["neck"], neck_range=p["neck_range"], aspect=p["aspect"], axis=axis)
+                  neck=p["neck"], neck_range=p["neck_range"],
+                  neck_anisotropy=p["neck_anisotropy"], aspect=p["aspect"], axis=axis)
         phi = target.phi
         eta = self.eta if self.eta is not None else max(phi, 0.05)
         prev: tuple[float, float] | None = None
@@ -332,7 +332,7 @@ def _grain_start(t: DescriptorTarget) -> dict[str, float]:
     across = np.mean([t.scalars[f"chord_mean.solid.axis{a}"] for a in _AXES if a != axis])
     return {"radius": float(np.clip(0.62 * across, 1.0, 150.0)), "radius_cv": 0.2,
             "aspect": float(np.clip(ratio, 0.35, 2.5)), "overlap": 0.1, "neck": 0.25,
-            "neck_range": 0.1}
+            "neck_range": 0.1, "neck_anisotropy": 0.0}
 
 
 def _fibre_start(t: DescriptorTarget) -> dict[str, float]:
@@ -346,7 +346,8 @@ def _fibre_start(t: DescriptorTarget) -> dict[str, float]:
 
 
 def _fibre_build(p: dict[str, float], t: DescriptorTarget) -> FibreModel:
-    return FibreModel(t.phi, p["radius"], p["length"], p["radius_cv"], (p["o0"], p["o1"], p["o2"]))
+    return FibreModel(t.phi, p["radius"], p["length"], radius_cv=p["radius_cv"],
+                      orientation=(p["o0"], p["o1"], p["o2"]))
 
 
 def _chi_start(t: DescriptorTarget) -> dict[str, float]:
@@ -361,7 +362,7 @@ def _start_values(model: object) -> dict[str, Any]:
                 "_phase": model.excursion_phase, "_matern_nu": model.matern_nu}
     if isinstance(model, GrainModel):
         return {k: getattr(model, k) for k in ("radius", "radius_cv", "aspect", "overlap",
-                                               "neck", "neck_range")}
+                                               "neck", "neck_range", "neck_anisotropy")}
     if isinstance(model, FibreModel):
         o = model.orientation
         return {"radius": model.radius, "length": model.length, "radius_cv": model.radius_cv,
@@ -383,7 +384,8 @@ def _chi_build(p: dict[str, float], t: DescriptorTarget) -> ChiSquareModel:
 def _families(fit_shape: int, seed: int) -> dict[str, _FamilyFit]:
     g1 = (_Param("radius", 1.0, 200.0, log=True), _Param("radius_cv", 0.0, 0.6),
           _Param("aspect", 0.3, 3.0, log=True), _Param("overlap", 0.0, 0.6))
-    g2 = (_Param("neck", 0.0, 0.9), _Param("neck_range", 0.0, 1.0), _Param("overlap", 0.0, 0.6))
+    g2 = (_Param("neck", 0.0, 0.9), _Param("neck_range", 0.0, 1.0), _Param("overlap", 0.0, 0.6),
+          _Param("neck_anisotropy", -0.9, 0.9))
     f1 = (_Param("radius", 0.5, 100.0, log=True), _Param("length", 1.0, 5000.0, log=True),
           _Param("radius_cv", 0.0, 0.6), _Param("o0", 0.02, 1.0, log=True),
           _Param("o1", 0.02, 1.0, log=True), _Param("o2", 0.02, 1.0, log=True))
@@ -480,80 +482,6 @@ class _Search:
                           "fatol": 1e-4})
         return dict(self.best[stage][1])
 
-    def surrogate_stage(self, stage: str, params: tuple[_Param, ...], start: dict[str, float],
-                        groups: tuple[str, ...], n: int, budget: int
-                        ) -> tuple[dict[str, float], dict[str, float], float]:
-        """Quadratic response surface over two shrinking Latin-hypercube designs.
-
-        Each design point is simulated with its own seed, so the noise of the transport
-        descriptors is independent between points and averages out in the least-squares fit of
-        a quadratic surface per residual; the surface's weighted objective is minimised inside
-        the design box. Returns the optimum, its predicted residuals and predicted objective.
-        """
-        k = len(params)
-        z = np.array([p.to_z(start[p.name]) for p in params])
-        rng = np.random.default_rng(self.seed)
-        pts: list[np.ndarray] = []
-        res: list[dict[str, float]] = []
-        pred: dict[str, float] = {}
-        n1 = max(2 * _n_quadratic(k), int(round(0.65 * budget)))
-        for half, count in ((1.2, n1), (0.45, max(k + 2, budget - n1))):
-            lhs = (np.argsort(rng.random((k, count)), axis=1).T + rng.random((count, k))) / count
-            for row in z + half * (2.0 * lhs - 1.0):
-                vals = dict(start)
-                vals.update({p.name: p.to_x(float(v)) for p, v in zip(params, row, strict=True)})
-                pts.append(row)
-                res.append(self.evaluate(vals, stage, groups, n, stream=len(pts))[1])
-            surf = _QuadraticSurface(np.array(pts), res, centre=z, scale=half)
-            z = surf.minimise(z, half)
-            pred = surf.predict(z)
-        values = dict(start)
-        values.update({p.name: p.to_x(float(v)) for p, v in zip(params, z, strict=True)})
-        return values, pred, objective_value(pred)
-
-
-def _n_quadratic(k: int) -> int:
-    return 1 + k + k * (k + 1) // 2
-
-
-class _QuadraticSurface:
-    """Least-squares quadratic model of every residual over design points (ridge-stabilised)."""
-
-    def __init__(self, pts: np.ndarray, res: list[dict[str, float]], *, centre: np.ndarray,
-                 scale: float) -> None:
-        self.centre, self.scale = centre, scale
-        self.keys = list(res[0])
-        x = self._features(pts)
-        y = np.array([[r[key] for key in self.keys] for r in res])
-        # points far from the current box count less (they still pin the curvature)
-        d2 = np.sum(((pts - centre) / (2.0 * scale)) ** 2, axis=1)
-        w = np.exp(-0.5 * d2)[:, None]
-        lam = 1e-3 * np.eye(x.shape[1])
-        lam[0, 0] = 0.0
-        self.coef = np.linalg.solve(x.T @ (w * x) + lam, x.T @ (w * y))
-
-    def _features(self, pts: np.ndarray) -> np.ndarray:
-        u = (np.atleast_2d(pts) - self.centre) / self.scale
-        k = u.shape[1]
-        cols = [np.ones(len(u))] + [u[:, i] for i in range(k)]
-        cols += [u[:, i] * u[:, j] for i in range(k) for j in range(i, k)]
-        return np.stack(cols, axis=1)
-
-    def predict(self, z: np.ndarray) -> dict[str, float]:
-        y = (self._features(z) @ self.coef)[0]
-        return {key: float(np.clip(v, -_CAP, _CAP)) for key, v in zip(self.keys, y, strict=True)}
-
-    def minimise(self, z0: np.ndarray, half: float) -> np.ndarray:
-        lo, hi = self.centre - half, self.centre + half
-
-        def f(z: np.ndarray) -> float:
-            return objective_value(self.predict(np.clip(z, lo, hi)))
-
-        best = min((minimize(f, start, method="Nelder-Mead",
-                             options={"xatol": 1e-3, "fatol": 1e-7, "maxfev": 400})
-                    for start in (z0, self.centre)), key=lambda r: r.fun)
-        return np.clip(best.x, lo, hi)
-
 
 def fit_descriptors(
     im: np.ndarray | DescriptorTarget,
@@ -585,9 +513,8 @@ def fit_descriptors(
     seed : int
         Seed of the simulated realizations.
     max_evaluations : (int, int), optional
-        Evaluations of the geometric and the transport stage (default: 20·k and 2·q + 6 with
-        k parameters in the geometric stage and q = (k'+1)(k'+2)/2 coefficients of the
-        transport stage's quadratic surface).
+        Evaluations of the geometric and the transport stage (default: 20·k and 8·k + 6 for k
+        parameters in the stage).
     tol : float
         Relative residual of the Laplace solves of the transport stage.
     transport : bool
@@ -632,15 +559,16 @@ def fit_descriptors(
 
         search.evaluate = counted  # type: ignore[method-assign]
     budget1, budget2 = max_evaluations if max_evaluations is not None else (
-        20 * len(fam.stage1), 2 * _n_quadratic(len(fam.stage2)) + 6)
+        20 * len(fam.stage1), 8 * len(fam.stage2) + 6)
     start = _start_values(start_model) if start_model is not None else fam.start(target)
     geo = tuple(g for g in GEOMETRY_GROUPS if g in target.groups)
     values = search.run_stage("geometry", fam.stage1, start, geo, 1, budget1)
     stage1 = search.best["geometry"][0]
     use_transport = transport and all(g in target.groups for g in TRANSPORT_GROUPS)
     if use_transport:
-        values, res, j = search.surrogate_stage("transport", fam.stage2, values, target.groups,
-                                                realizations, budget2)
+        values = search.run_stage("transport", fam.stage2, values, target.groups, realizations,
+                                  budget2)
+        j, res = search.best["transport"][0], search.best["transport"][2]
     else:
         j, res = stage1, search.best["geometry"][2]
     model = fam.build(values, target)

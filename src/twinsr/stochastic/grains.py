@@ -16,7 +16,9 @@ sets their solid-phase tortuosity. :class:`GrainModel` builds such structures di
    model (no relaxation; volume fraction 1 − exp(−η)).
 3. **Necks.** With ``neck`` κ > 0, every pair of grains whose centres are closer than
    (R_i + R_j)(1 + ``neck_range``) is joined by a solid neck: a capsule (a cylinder with
-   hemispherical ends) of radius κ·min(R_i, R_j) along the line of centres. Necks are the sintered
+   hemispherical ends) of radius κ·min(R_i, R_j)·(1 − a·cos²θ) along the line of centres, θ its
+   angle to ``axis`` and a = ``neck_anisotropy`` (a > 0: necks across the axis thicker than
+   necks along it, as in a layered electrode). Necks are the sintered
    or binder-held contacts through which particles of an electrode or grains of a rock connect:
    they set the solid-phase tortuosity while changing the volume fraction and the surface
    little (stochastic electrode models of this kind place particles on a random graph and join
@@ -52,7 +54,7 @@ import json
 import math
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -138,6 +140,8 @@ class GrainModel:
         κ in [0, 1): neck radius relative to the smaller grain of a joined pair (0 = no necks).
     neck_range : float
         g in [0, 2]: pairs with centre distance below (R_i + R_j)(1 + g) are joined.
+    neck_anisotropy : float
+        a in [−0.95, 0.95]: neck radius factor 1 − a·cos²θ for a neck at angle θ to ``axis``.
     aspect : float
         Compression of the packing along ``axis``, in (0.2, 5]; < 1 flattens (calendering).
     axis : int
@@ -157,10 +161,12 @@ class GrainModel:
 
     grain_fraction: float
     radius: float
+    _: KW_ONLY
     radius_cv: float = 0.0
     overlap: float = 0.1
     neck: float = 0.0
     neck_range: float = 0.1
+    neck_anisotropy: float = 0.0
     aspect: float = 1.0
     axis: int = 0
     grain_phase: str = "solid"
@@ -177,6 +183,8 @@ class GrainModel:
         s(self, "overlap", bounded_float(self.overlap, "overlap", 0.0, 1.0, lo_open=False))
         s(self, "neck", bounded_float(self.neck, "neck", 0.0, 1.0, lo_open=False, hi_open=True))
         s(self, "neck_range", bounded_float(self.neck_range, "neck_range", 0.0, 2.0, lo_open=False))
+        s(self, "neck_anisotropy", bounded_float(self.neck_anisotropy, "neck_anisotropy", -0.95,
+                                                 0.95, lo_open=False))
         s(self, "aspect", bounded_float(self.aspect, "aspect", 0.2, 5.0))
         if isinstance(self.axis, bool) or self.axis not in (0, 1, 2):
             raise ConfigError(f"`axis` must be 0, 1 or 2, got {self.axis!r}")
@@ -301,7 +309,12 @@ class GrainModel:
         end = start + d
         start[:, self.axis] *= self.aspect
         end[:, self.axis] *= self.aspect
-        paint_capsules(grid, start, end, self.neck * np.minimum(rad[i], rad[j]), origin, periodic)
+        radius = self.neck * np.minimum(rad[i], rad[j])
+        if self.neck_anisotropy:
+            v = end - start
+            cos2 = v[:, self.axis] ** 2 / np.maximum(np.einsum("ij,ij->i", v, v), 1e-300)
+            radius = radius * (1.0 - self.neck_anisotropy * cos2)
+        paint_capsules(grid, start, end, radius, origin, periodic)
 
     def volume_fraction_estimate(self, *, shape: int | tuple[int, int, int] | None = None,
                                  n: int = 2, seed: int = 0) -> float:
@@ -330,6 +343,7 @@ class GrainModel:
             "overlap": self.overlap,
             "neck": self.neck,
             "neck_range": self.neck_range,
+            "neck_anisotropy": self.neck_anisotropy,
             "aspect": self.aspect,
             "axis": self.axis,
             "grain_phase": self.grain_phase,
@@ -354,8 +368,8 @@ class GrainModel:
             raise ConfigError(f"not a twinsr grain model (format={d.get('format')!r}, "
                               f"model={d.get('model')!r}); expected format {_FORMAT!r}")
         known = {"format", "format_version", "model", "grain_fraction", "radius", "radius_unit",
-                 "radius_cv", "overlap", "neck", "neck_range", "aspect", "axis", "grain_phase", "voxel_size",
-                 "voxel_size_unit", "twinsr_version", "calibration"}
+                 "radius_cv", "overlap", "neck", "neck_range", "neck_anisotropy", "aspect", "axis",
+                 "grain_phase", "voxel_size", "voxel_size_unit", "twinsr_version", "calibration"}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ConfigError(f"unknown key(s) in grain model parameters: {unknown}; allowed: "
@@ -372,10 +386,9 @@ class GrainModel:
         missing = [k for k in ("grain_fraction", "radius") if k not in d]
         if missing:
             raise ConfigError(f"grain model parameters lack required key(s) {missing}")
-        return cls(d["grain_fraction"], d["radius"], d.get("radius_cv", 0.0),
-                   d.get("overlap", 0.1), d.get("neck", 0.0), d.get("neck_range", 0.1),
-                   d.get("aspect", 1.0), d.get("axis", 0), d.get("grain_phase", "solid"),
-                   d.get("voxel_size"))
+        names = ("radius_cv", "overlap", "neck", "neck_range", "neck_anisotropy", "aspect", "axis",
+                 "grain_phase", "voxel_size")
+        return cls(d["grain_fraction"], d["radius"], **{k: d[k] for k in names if k in d})
 
     def to_json(self, path: str | os.PathLike[str]) -> Path:
         """Write :meth:`to_dict` as JSON, atomically. Returns the path."""
