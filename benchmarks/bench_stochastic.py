@@ -151,7 +151,7 @@ def main(quick: bool = False) -> None:
     for fam, phase in (("auto", "solid"), ("auto", "auto"), ("gaussian", "solid")):
         res, dt, peak = measure(lambda f=fam, p=phase, v=im: calibrate(v, covariance=f,
                                                                        excursion_phase=p))
-        cal_rows.append([fam, phase, f"{dt:.2f}", f"{peak:.2f}", res.family,
+        cal_rows.append([fam, phase, f"{dt:.2f}", f"{peak:.2f}", res.covariance,
                          f"{res.nu / truth.nu - 1:+.3%}", f"{res.gamma / truth.gamma - 1:+.3%}",
                          f"{res.residual:.2g}"])
         log("calib", cal_rows[-1])
@@ -165,9 +165,9 @@ def main(quick: bool = False) -> None:
                                                       excursion_phase="auto"))
         other = {p: r for p, r in res.residuals_by_phase.items() if p != res.excursion_phase}
         meas_rows.append([name, "x".join(map(str, vol.shape)), f"{res.volume_fraction:.3f}",
-                          res.excursion_phase, f"{res.nu:.4f}", res.family, f"{res.gamma:.4f}",
+                          res.excursion_phase, f"{res.nu:.4f}", res.covariance, f"{res.gamma:.4f}",
                           f"{res.residual:.2g}",
-                          ", ".join(f"{f} {r:.2g}" for f, r in res.residuals_by_family.items()),
+                          ", ".join(f"{f} {r:.2g}" for f, r in res.residuals_by_covariance.items()),
                           ", ".join(f"{p} {r:.2g}" for p, r in other.items()),
                           int(res.lags[-1]), f"{dt:.1f}"])
         log("measured", meas_rows[-1])

@@ -60,15 +60,15 @@ def test_calibration_recovers_parameters_and_family(family: str) -> None:
     im = truth.sample(128, rng=2024)
     res = calibrate(im)
     assert isinstance(res, CalibrationResult)
-    assert res.family == family, res.residuals_by_family
+    assert res.covariance == family, res.residuals_by_covariance
     assert res.nu == pytest.approx(truth.nu, rel=0.05)
     assert res.gamma == pytest.approx(truth.gamma, rel=0.05)
     assert res.excursion_phase == "solid"
-    assert res.residual == min(res.residuals_by_family.values())
+    assert res.residual == min(res.residuals_by_covariance.values())
     assert res.residual < 0.005
     assert res.lags[0] == 0 and res.empirical.shape == res.fitted.shape == res.lags.shape
     assert res.fitted[0] == pytest.approx(im.mean())
-    assert set(res.gammas_by_family) == set(COVARIANCE_FAMILIES)
+    assert set(res.gammas_by_covariance) == set(COVARIANCE_FAMILIES)
 
 
 def test_auto_excursion_phase_detects_pore() -> None:
@@ -85,12 +85,13 @@ def test_auto_excursion_phase_detects_pore() -> None:
 
 def test_single_family_max_lag_and_voxel_size(nmc_small: np.ndarray) -> None:
     res = calibrate(nmc_small, covariance="gaussian", max_lag=20, voxel_size=0.4)
-    assert list(res.residuals_by_family) == ["gaussian"]
+    assert list(res.residuals_by_covariance) == ["gaussian"]
     assert res.lags[-1] == 20
     assert res.model.voxel_size == 0.4
     assert res.model.gamma_physical == pytest.approx(res.gamma / 0.4)
     d = res.to_dict()
-    assert d["calibration"]["family"] == "gaussian"
+    assert d["calibration"]["family"] == "chi_square"
+    assert d["calibration"]["covariance"] == "gaussian"
     assert ChiSquareModel.from_dict(d) == res.model
 
 

@@ -238,26 +238,37 @@ def diffusion(
 def calibrate(
     image: Annotated[str, typer.Argument(help="Binary volume file (1 = solid) or builtin:NAME.")],
     out: Annotated[str, typer.Option("-o", "--out", help="Output parameters (.json).")],
+    family: Annotated[str, typer.Option(
+        "--family", help="Model family: chi_square, grains, fibres or auto.")] = "chi_square",
+    objective: Annotated[str, typer.Option(
+        "--objective", help="s2 (closed-form two-point coverage, chi_square only) or "
+                            "descriptors (simulation-based, every family).")] = "s2",
     covariance: Annotated[str, typer.Option(
-        "--covariance", help="auto, exponential, gaussian or matern.")] = "auto",
+        "--covariance", help="chi_square: auto, exponential, gaussian or matern.")] = "auto",
     excursion_phase: Annotated[str, typer.Option(
-        "--excursion-phase", help="Phase that is the excursion set: solid, pore or auto.")
-    ] = "solid",
+        "--excursion-phase", help="chi_square: phase that is the excursion set (solid, pore, "
+                                  "auto).")] = "solid",
     max_lag: Annotated[int | None, typer.Option(
-        "--max-lag", help="Largest lag of the fit in voxels (default: automatic).")] = None,
+        "--max-lag", help="Largest lag of the S2 fit in voxels (default: automatic).")] = None,
+    fit_shape: Annotated[int | None, typer.Option(
+        "--fit-shape", help="descriptors: edge of the simulated realizations (default 112).")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="descriptors: seed of the simulations.")
+                    ] = 0,
+    max_evaluations: Annotated[list[int] | None, typer.Option(
+        "--max-evaluations", help="descriptors: evaluations of the geometric and of the "
+                                  "transport stage (give it twice; default: automatic).")
+    ] = None,
     voxel_size: Annotated[float | None, typer.Option(
         "--voxel-size", help="Voxel edge in um (default: from the file, if isotropic).")] = None,
     plot: Annotated[str | None, typer.Option(
-        "--plot", help="Also write a validation plot (.png).")] = None,
+        "--plot", help="Also write a two-point coverage plot (.png).")] = None,
     key: Annotated[str | None, typer.Option(
         "--key", help="Array name inside .npz/.h5/.zarr.")] = None,
 ) -> None:
-    """Fit the chi-square excursion model (nu, gamma, covariance family) to a binary volume."""
+    """Fit a twin model (chi-square excursion, grain packing or fibres) to a binary volume."""
     import warnings
     from pathlib import Path
-
-    from rich.console import Console
-    from rich.table import Table
 
     from twinsr._atomic import atomic_write_text
     from twinsr.exceptions import ConfigError
@@ -266,6 +277,10 @@ def calibrate(
     from twinsr.stochastic import plot_calibration
     from twinsr.stochastic.excursion import isotropic_voxel_size
 
+    if max_evaluations is not None and len(max_evaluations) != 2:
+        raise ConfigError(f"--max-evaluations must be given twice (geometric, transport), got "
+                          f"{max_evaluations}")
+    budget = tuple(max_evaluations) if max_evaluations else None
     # one read: a damaged sidecar or metadata block is an error (VolumeFileError naming it)
     im, meta = read_volume(image, key=key, return_metadata=True)
     if voxel_size is None and meta.get("voxel_size") is not None:
@@ -275,37 +290,99 @@ def calibrate(
             typer.secho(f"warning: {image} has anisotropic voxels {meta['voxel_size']}; the model "
                         "records no voxel size (pass --voxel-size EDGE_UM to set one)", err=True,
                         fg=typer.colors.YELLOW)
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, \
+            progress_bar(f"calibrate ({family}, {objective})") as bar:
         warnings.simplefilter("always")
-        res = _calibrate(im, covariance=covariance, max_lag=max_lag, voxel_size=voxel_size,
-                         excursion_phase=excursion_phase)
+        res = _calibrate(im, family=family, objective=objective, covariance=covariance,
+                         max_lag=max_lag, voxel_size=voxel_size, excursion_phase=excursion_phase,
+                         fit_shape=fit_shape, seed=seed, max_evaluations=budget,
+                         progress=lambda stage, k, j: bar.set(k, status=f"{stage} J={j:.3g}"))
     for w in caught:
         typer.secho(f"warning: {w.message}", err=True, fg=typer.colors.YELLOW)
     p = Path(out)
     p.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(p, json.dumps(res.to_dict(), indent=2) + "\n")
-    table = Table(title=f"chi-square model of {image}")
-    table.add_column("quantity")
-    table.add_column("value", justify="right")
-    table.add_row("solid fraction", f"{res.volume_fraction:.4f}")
-    table.add_row("excursion phase", res.excursion_phase)
-    table.add_row("nu", f"{res.nu:.5g}")
-    table.add_row("covariance", res.family)
-    table.add_row("gamma (1/voxel)", f"{res.gamma:.5g}")
-    if res.model.gamma_physical is not None:
-        table.add_row("gamma (1/um)", f"{res.model.gamma_physical:.5g}")
-    table.add_row("rms residual", f"{res.residual:.3g}")
-    if res.gamma_at_bound:
-        table.add_row("gamma on search bound", "yes: unreliable fit (see the warning)")
-    for fam, r in res.residuals_by_family.items():
-        table.add_row(f"  rms {fam}", f"{r:.3g} (gamma {res.gammas_by_family[fam]:.4g})")
-    if len(res.residuals_by_phase) > 1:
-        for ph, r in res.residuals_by_phase.items():
-            table.add_row(f"  rms {ph} excursion", f"{r:.3g}")
-    Console().print(table)
+    _print_calibration(res, image)
     typer.echo(f"wrote {p}")
     if plot:
         typer.echo(f"wrote {plot_calibration(res, plot)}")
+
+
+def _print_calibration(res: Any, image: str) -> None:
+    """The calibration table: model parameters, then the fit's residuals."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{res.family} model of {image} ({res.objective} fit, "
+                        f"{res.seconds:.0f} s)")
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    table.add_row("solid fraction", f"{res.volume_fraction:.4f}")
+    skip = {"format", "format_version", "model", "twinsr_version", "calibration", "voxel_size_unit",
+            "gamma_unit", "radius_unit", "length_unit", "gamma_physical_unit"}
+    for k, v in res.model.to_dict().items():
+        if k not in skip and v is not None:
+            table.add_row(k, f"{v:.5g}" if isinstance(v, float) else str(v))
+    table.add_row("S2 rms residual", f"{res.residual:.3g}")
+    if res.gamma_at_bound:
+        table.add_row("gamma on search bound", "yes: unreliable fit (see the warning)")
+    for fam, r in res.residuals_by_covariance.items():
+        table.add_row(f"  rms {fam}", f"{r:.3g} (gamma {res.gammas_by_covariance[fam]:.4g})")
+    if len(res.residuals_by_phase) > 1:
+        for ph, r in res.residuals_by_phase.items():
+            table.add_row(f"  rms {ph} excursion", f"{r:.3g}")
+    for fam, j in res.objectives_by_family.items():
+        table.add_row(f"  held-out discrepancy {fam}", f"{j:.3g}")
+    if res.descriptor_objective is not None:
+        table.add_row("descriptor discrepancy", f"{res.descriptor_objective:.3g}")
+        for k, r in res.descriptor_residuals.items():
+            table.add_row(f"  {k}", f"{r:+.1%}")
+    Console().print(table)
+
+
+@app.command()
+@handle_errors
+def validate(
+    image: Annotated[str, typer.Argument(help="The measured binary volume (1 = solid).")],
+    params: Annotated[str, typer.Argument(help="Model parameters (.json from calibrate).")],
+    out: Annotated[str, typer.Option("-o", "--out", help="Output folder.")],
+    n: Annotated[int, typer.Option("-n", "--n", help="Realizations.")] = 8,
+    shape: Annotated[list[int] | None, typer.Option(
+        "--shape", help="Realization edge: once for a cube, three times for Z Y X (default: the "
+                        "data's shape).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the realizations.")] = 0,
+    tolerance: Annotated[float, typer.Option(
+        "--tolerance", help="Relative deviation of a 'match'.")] = 0.05,
+    key: Annotated[str | None, typer.Option(
+        "--key", help="Array name inside .npz/.h5/.zarr.")] = None,
+) -> None:
+    """Compare every descriptor of N twins with the data: table, figures, verdicts."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from twinsr.exceptions import ConfigError
+    from twinsr.io import read_volume
+    from twinsr.stochastic import load_model_file, write_validation
+    from twinsr.stochastic import validate as _validate
+
+    if shape is not None and len(shape) not in (1, 3):
+        raise ConfigError(f"--shape must be given once (cube) or three times (Z Y X), got "
+                          f"{len(shape)} value(s): {shape}")
+    shp = None if not shape else (shape[0] if len(shape) == 1 else tuple(shape))
+    model = load_model_file(params)
+    im = read_volume(image, key=key)
+    with progress_bar("validate", total=n + 9) as bar:
+        res = _validate(model, im, n=n, shape=shp, rng=seed, tolerance=tolerance,
+                        progress=lambda k, total: bar.set(k, total=total))
+    paths = write_validation(res, out)
+    table = Table(title=f"{res.family} twins vs {image}: {res.counts}")
+    for col in ("descriptor", "data", "twins", "deviation", "verdict"):
+        table.add_column(col, justify="left" if col in ("descriptor", "verdict") else "right")
+    for r in res.rows:
+        table.add_row(r.name, f"{r.data:.4g}", f"{r.twin_mean:.4g} ± {r.twin_std:.2g}",
+                      f"{r.deviation:+.1%}", r.verdict)
+    Console().print(table)
+    typer.echo(f"wrote {len(paths)} files to {out}")
 
 
 @app.command()
@@ -322,16 +399,16 @@ def generate(
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="Replace files written with other parameters.")] = False,
 ) -> None:
-    """Write N digital twins of a calibrated chi-square model (deterministic names and seeds)."""
+    """Write N digital twins of a calibrated model of any family (deterministic names, seeds)."""
     from twinsr.exceptions import ConfigError
-    from twinsr.stochastic import ChiSquareModel
     from twinsr.stochastic import generate as _generate
+    from twinsr.stochastic import load_model_file
 
     if len(shape) not in (1, 3):
         raise ConfigError(f"--shape must be given once (cube) or three times (Z Y X), got "
                           f"{len(shape)} value(s): {shape}")
     shp = shape[0] if len(shape) == 1 else tuple(shape)
-    model = ChiSquareModel.from_json(params)
+    model = load_model_file(params)
     with progress_bar("generate", total=n) as bar:
         paths = _generate(model, shp, n, out_dir=out, seed=seed, fmt=fmt, overwrite=overwrite,
                           progress=lambda i, total: bar.advance(status=f"{i}/{total}"))

@@ -86,11 +86,12 @@ def _load_model(m: Any) -> Any:
         if not p.exists():
             raise ConfigError(f"model parameter file {p} does not exist "
                               "(create one with `twinsr calibrate`)")
-        from twinsr.stochastic import ChiSquareModel
+        from twinsr.stochastic import load_model_file
 
-        return ChiSquareModel.from_json(p)
+        return load_model_file(p)
     if not (hasattr(m, "sample") and hasattr(m, "to_dict")):
-        raise ConfigError(f"models must be ChiSquareModel objects or JSON paths, got {type(m)}")
+        raise ConfigError(f"models must be twin models (ChiSquareModel, GrainModel, FibreModel) "
+                          f"or their JSON files, got {type(m)}")
     return m
 
 
@@ -183,7 +184,7 @@ def build_database(
 
     Parameters
     ----------
-    models : sequence of ChiSquareModel or JSON paths
+    models : sequence of twin models (any family) or their JSON files
         One parameter set per measured sample (``twinsr calibrate`` output).
     out_dir : path
         Database folder (created; an existing complete entry is kept, a broken one rebuilt).

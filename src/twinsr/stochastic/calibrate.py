@@ -18,16 +18,18 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 import warnings
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import fft as sfft
 from scipy import optimize
 
 from twinsr._validation import as_binary_volume, check_int
+from twinsr.descriptors import two_point_coverage
 from twinsr.exceptions import CalibrationWarning, ConfigError, VolumeError
 from twinsr.stochastic.covariance import COVARIANCE_FAMILIES, make_covariance
 from twinsr.stochastic.excursion import (
@@ -49,6 +51,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MIN_SIZE = 16
+MODEL_FAMILIES = ("chi_square", "grains", "fibres")
+OBJECTIVES = ("s2", "descriptors")
 GAMMA_BOUNDS = (1e-3, 5.0)  # voxel^-1: the search interval of the γ fit
 _CHEB_DEGREE = 48
 
@@ -59,72 +63,110 @@ class CalibrationResult:
 
     Attributes
     ----------
-    model : ChiSquareModel
-        The best-fitting model (ready for ``.sample``).
-    nu, gamma : float
-        Its threshold and inverse correlation length (voxel⁻¹).
+    model : twin model
+        The best-fitting model (ready for ``.sample``): a :class:`ChiSquareModel`,
+        :class:`~twinsr.stochastic.GrainModel` or :class:`~twinsr.stochastic.FibreModel`.
     family : str
-        Its covariance family.
-    excursion_phase : str
-        "solid" or "pore": which phase is the excursion set {Y ≥ ν}.
+        Its model family ("chi_square", "grains", "fibres").
+    objective : str
+        "s2" (closed-form two-point coverage fit) or "descriptors" (simulation-based fit).
     residual : float
-        RMS difference between empirical and fitted two-point coverage over lags 1…max_lag.
+        RMS difference between the empirical and the model's two-point coverage over lags
+        1…max_lag (closed form for "s2", a realization of the data's shape — at most 256 per
+        axis — for "descriptors").
     lags : numpy.ndarray of int, shape (max_lag + 1,)
         Lags 0…max_lag in voxels.
     empirical, fitted : numpy.ndarray of float64, shape (max_lag + 1,)
-        Empirical S₂(h) of the image and the model's C(h).
-    residuals_by_family, gammas_by_family : dict[str, float]
-        Fit of every family tried (for the chosen excursion phase).
-    residuals_by_phase : dict[str, float]
-        Best residual of every excursion phase tried.
+        Empirical S₂(h) of the image (mean over axes) and the model's.
     volume_fraction : float
         Solid fraction ε of the image.
     shape : tuple of int
         Shape of the calibrated image.
+    nu, gamma : float or None
+        χ² models: threshold and inverse correlation length (voxel⁻¹).
+    covariance : str or None
+        χ² models: the covariance family.
+    excursion_phase : str or None
+        χ² models: "solid" or "pore", the phase that is the excursion set {Y ≥ ν}.
+    residuals_by_covariance, gammas_by_covariance : dict[str, float]
+        χ² S₂ fits: the fit of every covariance family tried (for the chosen excursion phase).
+    residuals_by_phase : dict[str, float]
+        χ² S₂ fits: best residual of every excursion phase tried.
     gamma_at_bound : bool
         The chosen γ lies on an end of the search interval :data:`GAMMA_BOUNDS` (a
         :class:`~twinsr.exceptions.CalibrationWarning` was issued): the fit is unreliable.
     gammas_at_bound : dict[str, bool]
-        The same per family tried (for the chosen excursion phase).
+        The same per covariance family tried.
+    descriptor_objective : float or None
+        "descriptors": the final weighted discrepancy (:func:`twinsr.stochastic.fit.objective_value`).
+    descriptor_residuals : dict[str, float]
+        "descriptors": residual per descriptor (relative, signed; "s2" is the normalised rms).
+    objectives_by_family : dict[str, float]
+        ``family="auto"``: held-out discrepancy of every family's fit (fresh seeds); the
+        smallest wins.
+    evaluations : int
+        Simulated realizations described during the fit (0 for "s2").
+    seconds : float
+        Wall time of the calibration.
     """
 
-    model: ChiSquareModel
-    nu: float
-    gamma: float
+    model: Any
     family: str
-    excursion_phase: str
+    objective: str
     residual: float
     lags: np.ndarray
     empirical: np.ndarray
     fitted: np.ndarray
-    residuals_by_family: dict[str, float] = field(default_factory=dict)
-    gammas_by_family: dict[str, float] = field(default_factory=dict)
-    residuals_by_phase: dict[str, float] = field(default_factory=dict)
     volume_fraction: float = float("nan")
     shape: tuple[int, int, int] = (0, 0, 0)
+    nu: float | None = None
+    gamma: float | None = None
+    covariance: str | None = None
+    excursion_phase: str | None = None
+    residuals_by_covariance: dict[str, float] = field(default_factory=dict)
+    gammas_by_covariance: dict[str, float] = field(default_factory=dict)
+    residuals_by_phase: dict[str, float] = field(default_factory=dict)
     gamma_at_bound: bool = False
     gammas_at_bound: dict[str, bool] = field(default_factory=dict)
+    descriptor_objective: float | None = None
+    descriptor_residuals: dict[str, float] = field(default_factory=dict)
+    objectives_by_family: dict[str, float] = field(default_factory=dict)
+    evaluations: int = 0
+    seconds: float = 0.0
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready fit diagnostics (no arrays)."""
-        return {
+        d: dict[str, Any] = {
             "family": self.family,
-            "excursion_phase": self.excursion_phase,
+            "objective": self.objective,
             "residual": self.residual,
-            "residuals_by_family": dict(self.residuals_by_family),
-            "gammas_by_family": dict(self.gammas_by_family),
-            "residuals_by_phase": dict(self.residuals_by_phase),
             "max_lag": int(self.lags[-1]),
             "image_shape": list(self.shape),
             "image_volume_fraction": self.volume_fraction,
-            "gamma_at_bound": self.gamma_at_bound,
-            "gammas_at_bound": dict(self.gammas_at_bound),
-            "gamma_search_bounds": list(GAMMA_BOUNDS),
+            "seconds": self.seconds,
         }
+        if self.covariance is not None:
+            d.update({
+                "covariance": self.covariance,
+                "excursion_phase": self.excursion_phase,
+                "residuals_by_covariance": dict(self.residuals_by_covariance),
+                "gammas_by_covariance": dict(self.gammas_by_covariance),
+                "residuals_by_phase": dict(self.residuals_by_phase),
+                "gamma_at_bound": self.gamma_at_bound,
+                "gammas_at_bound": dict(self.gammas_at_bound),
+                "gamma_search_bounds": list(GAMMA_BOUNDS),
+            })
+        if self.descriptor_objective is not None:
+            d.update({"descriptor_objective": self.descriptor_objective,
+                      "descriptor_residuals": dict(self.descriptor_residuals),
+                      "evaluations": self.evaluations})
+        if self.objectives_by_family:
+            d["objectives_by_family"] = dict(self.objectives_by_family)
+        return d
 
     def to_dict(self) -> dict[str, Any]:
         """The model's parameters plus a ``calibration`` block (loadable by
-        :meth:`ChiSquareModel.from_dict`)."""
+        :func:`twinsr.stochastic.model_from_dict` and the family's ``from_dict``)."""
         d = self.model.to_dict()
         d["calibration"] = self.summary()
         return d
@@ -133,21 +175,6 @@ class CalibrationResult:
 def _check_max_lag(max_lag: object, shape: tuple[int, ...]) -> int:
     return check_int(max_lag, "max_lag", minimum=1, maximum=min(shape) - 1,
                      context=f" for an image of shape {shape}", error=ConfigError)
-
-
-def _axis_autocorrelation(im: np.ndarray, axis: int, max_lag: int) -> np.ndarray:
-    """Σ over lines along ``axis`` of Σ_x im(x) im(x + h), h = 0..max_lag (float64)."""
-    a = np.moveaxis(im, axis, -1)
-    n = a.shape[-1]
-    nfft = sfft.next_fast_len(n + max_lag, real=True)
-    acc = np.zeros(nfft // 2 + 1, dtype=np.float64)
-    rows = a.shape[0]
-    per_row = max(1, (32 * 2**20) // (a.shape[1] * nfft * 16))  # ~32 MB of spectrum per chunk
-    for r0 in range(0, rows, per_row):
-        block = a[r0 : r0 + per_row].astype(np.float64)
-        f = sfft.rfft(block, n=nfft, axis=-1, workers=-1)
-        acc += (f.real**2 + f.imag**2).sum(axis=(0, 1))
-    return sfft.irfft(acc, n=nfft)[: max_lag + 1]
 
 
 def empirical_two_point_coverage(im: np.ndarray, max_lag: int, *,
@@ -191,12 +218,7 @@ def empirical_two_point_coverage(im: np.ndarray, max_lag: int, *,
 
 
 def _s2(b: np.ndarray, max_lag: int, *, per_axis: bool = False) -> np.ndarray:
-    out = np.empty((3, max_lag + 1))
-    h = np.arange(max_lag + 1)
-    for axis in range(3):
-        n = b.shape[axis]
-        others = b.size // n
-        out[axis] = _axis_autocorrelation(b, axis, max_lag) / ((n - h) * others)
+    out = two_point_coverage(b, phase="solid", axes=(0, 1, 2), max_lag=max_lag)
     return out if per_axis else out.mean(axis=0)
 
 
@@ -285,49 +307,76 @@ def _phases(excursion_phase: object) -> list[str]:
 def calibrate(
     im: np.ndarray,
     *,
+    family: str = "chi_square",
+    objective: str = "s2",
     covariance: str = "auto",
     max_lag: int | None = None,
     voxel_size: float | None = None,
     excursion_phase: str = "solid",
     matern_nu: float = 1.5,
+    fit_shape: int | None = None,
+    seed: int = 0,
+    max_evaluations: tuple[int, int] | None = None,
+    progress: Callable[[str, int, float], None] | None = None,
 ) -> CalibrationResult:
-    """Fit the χ² excursion model to a measured binary volume.
+    """Fit a twin model to a measured binary volume.
 
     Parameters
     ----------
     im : array_like, shape (Z, Y, X)
         Binary volume, 1 = solid (bool, {0, 1}, or {0, v} with v > 0 read as solid), at least
         16 voxels along every axis.
+    family : {"chi_square", "grains", "fibres", "auto"}
+        Model family (:mod:`twinsr.stochastic.families`); ``"auto"`` fits every family by
+        descriptors and keeps the one with the smallest discrepancy on fresh realizations
+        (held-out seeds), not the best S₂ fit.
+    objective : {"s2", "descriptors"}
+        ``"s2"``: the paper's fit — ν from the volume fraction, γ by least squares of the
+        closed-form two-point coverage (χ² family only). ``"descriptors"``: every parameter of
+        the family fitted by simulation to S₂, chord lengths, surface area and both phases'
+        τ_eff and geodesic τ (:func:`twinsr.stochastic.fit.fit_descriptors`; the χ² family
+        starts from its S₂ fit).
     covariance : {"auto", "exponential", "gaussian", "matern"}
-        Family to fit; ``"auto"`` fits all and keeps the smallest residual.
+        χ² family: covariance to fit; ``"auto"`` fits all and keeps the smallest S₂ residual.
     max_lag : int, optional
-        Largest lag (voxels) of the fit. Default: twice the lag where the normalised
+        Largest lag (voxels) of the S₂ fit. Default: twice the lag where the normalised
         covariance (S₂ − ε²)/(ε − ε²) drops below 0.05, clipped to [16, min(shape) // 2].
     voxel_size : float, optional
-        Voxel edge in µm, recorded in the model (γ stays in voxel⁻¹).
+        Voxel edge in µm, recorded in the model.
     excursion_phase : {"solid", "pore", "auto"}
-        Which phase is the excursion set {Y ≥ ν}; ``"auto"`` tries both.
+        χ² family: which phase is the excursion set {Y ≥ ν}; ``"auto"`` tries both.
     matern_nu : float
-        Smoothness of the Matérn family.
+        Smoothness of the Matérn covariance.
+    fit_shape : int, optional
+        "descriptors": edge of the simulated realizations (and of the data blocks they are
+        compared with); default 112 voxels, at most the smallest edge of ``im``.
+    seed : int
+        "descriptors": seed of the simulated realizations.
+    max_evaluations : (int, int), optional
+        "descriptors": evaluations of the geometric and the transport stage (default: see
+        :func:`twinsr.stochastic.fit.fit_descriptors`).
+    progress : callable(stage, evaluation, objective), optional
+        "descriptors": called after every simulated evaluation.
 
     Returns
     -------
     CalibrationResult
-        Best model, its fit and the fits of the alternatives.
 
     Raises
     ------
     VolumeError
         Not 3-D, not binary, NaN/inf, fewer than 16 voxels along an axis, a phase absent.
     ConfigError
-        Unknown family or excursion phase, bad ``max_lag`` or ``voxel_size``.
+        Unknown family, objective, covariance or excursion phase, ``objective="s2"`` with a
+        family that has no closed-form S₂, bad ``max_lag`` or ``voxel_size``.
 
     Warns
     -----
     CalibrationWarning
-        The chosen γ lies on an end of :data:`GAMMA_BOUNDS` (``gamma_at_bound=True``): a volume
-        too small to see the correlation decay, an image that is noise at the voxel scale, or a
-        family that does not fit.
+        The chosen γ lies on an end of :data:`GAMMA_BOUNDS` (``gamma_at_bound=True``).
+    NonPercolatingWarning
+        "descriptors": a phase of the data does not percolate along an axis; its τ is left out
+        of the objective.
 
     References
     ----------
@@ -337,22 +386,46 @@ def calibrate(
     --------
     >>> truth = ChiSquareModel.from_volume_fraction(0.4, 0.15, "gaussian")
     >>> fit = calibrate(truth.sample(48, rng=0), covariance="gaussian")
-    >>> abs(fit.gamma - 0.15) < 0.03
-    True
+    >>> fit.family, fit.covariance, abs(fit.gamma - 0.15) < 0.03
+    ('chi_square', 'gaussian', True)
     """
+    t0 = time.perf_counter()
     b = as_binary_volume(im)
     if min(b.shape) < MIN_SIZE:
         raise VolumeError(f"`im` is too small to calibrate: shape {b.shape}; every axis needs at "
                           f"least {MIN_SIZE} voxels (use a larger sample)")
-    families = _families(covariance)
-    phases = _phases(excursion_phase)
-    vs = isotropic_voxel_size(voxel_size)
     n_solid = int(np.count_nonzero(b))
-    eps = n_solid / b.size
     if n_solid == 0 or n_solid == b.size:
         phase = "pore" if n_solid == 0 else "solid"
-        raise VolumeError(f"`im` is all {phase} (solid fraction {eps:g}); the model needs both "
-                          "phases present to calibrate")
+        raise VolumeError(f"`im` is all {phase} (solid fraction {n_solid / b.size:g}); the model "
+                          "needs both phases present to calibrate")
+    if family not in (*MODEL_FAMILIES, "auto"):
+        raise ConfigError(f"unknown model family {family!r}; choose one of "
+                          f"{', '.join(MODEL_FAMILIES)} or 'auto'")
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"unknown calibration objective {objective!r}; choose 's2' or "
+                          "'descriptors'")
+    if objective == "s2" and family != "chi_square":
+        raise ConfigError(f"objective='s2' fits only the chi_square family (the one with a "
+                          f"closed-form two-point coverage); fit family={family!r} with "
+                          "objective='descriptors'")
+    vs = isotropic_voxel_size(voxel_size)
+    s2fit = _calibrate_s2(b, covariance=covariance, max_lag=max_lag, vs=vs,
+                          excursion_phase=excursion_phase, matern_nu=matern_nu) \
+        if family in ("chi_square", "auto") else None
+    if objective == "s2":
+        return replace(s2fit, seconds=time.perf_counter() - t0)
+    return _calibrate_descriptors(b, family=family, s2fit=s2fit, max_lag=max_lag, vs=vs,
+                                  fit_shape=fit_shape, seed=seed, budget=max_evaluations,
+                                  progress=progress, t0=t0)
+
+
+def _calibrate_s2(b: np.ndarray, *, covariance: str, max_lag: int | None, vs: float | None,
+                  excursion_phase: str, matern_nu: float) -> CalibrationResult:
+    """The paper's fit of the χ² model: ν from ε, γ from the closed-form S₂ (see calibrate)."""
+    families = _families(covariance)
+    phases = _phases(excursion_phase)
+    eps = float(np.count_nonzero(b)) / b.size
     if max_lag is None:  # S₂ up to min(shape) // 2 picks the range; the fit uses its head
         s2_all = _s2(b, min(b.shape) // 2)
         lag = _auto_max_lag(s2_all)
@@ -379,19 +452,70 @@ def calibrate(
     fitted = model.two_point_coverage(h)
     fitted[0] = eps
     return CalibrationResult(
-        model=model, nu=model.nu, gamma=model.gamma, family=best_fam,
-        excursion_phase=best_phase, residual=float(resid), lags=h, empirical=emp, fitted=fitted,
-        residuals_by_family={f: fits[(best_phase, f)][1] for f in families},
-        gammas_by_family={f: fits[(best_phase, f)][0] for f in families},
+        model=model, family="chi_square", objective="s2", residual=float(resid), lags=h,
+        empirical=emp, fitted=fitted, volume_fraction=eps,
+        shape=tuple(int(s) for s in b.shape),  # type: ignore[arg-type]
+        nu=model.nu, gamma=model.gamma, covariance=best_fam, excursion_phase=best_phase,
+        residuals_by_covariance={f: fits[(best_phase, f)][1] for f in families},
+        gammas_by_covariance={f: fits[(best_phase, f)][0] for f in families},
         residuals_by_phase={p: min(fits[(p, f)][1] for f in families) for p in phases},
-        volume_fraction=eps, shape=tuple(int(s) for s in b.shape),  # type: ignore[arg-type]
         gamma_at_bound=at_bound, gammas_at_bound={f: fits[(best_phase, f)][2] for f in families},
     )
 
 
+
+
+def _calibrate_descriptors(b: np.ndarray, *, family: str, s2fit: CalibrationResult | None,
+                           max_lag: int | None, vs: float | None, fit_shape: int | None,
+                           seed: int, budget: tuple[int, int] | None,
+                           progress: Callable[[str, int, float], None] | None,
+                           t0: float) -> CalibrationResult:
+    """Descriptor-matched fit of one family (or of every family, ``"auto"``)."""
+    from twinsr.stochastic.fit import DescriptorTarget, fit_descriptors, held_out_objective
+
+    target = DescriptorTarget.from_volume(b, block=fit_shape)
+    names = MODEL_FAMILIES if family == "auto" else (family,)
+    fits = {}
+    for name in names:
+        start = s2fit.model if name == "chi_square" else None
+        fits[name] = fit_descriptors(target, family=name, seed=seed, start_model=start,
+                                     max_evaluations=budget, progress=progress)
+    held: dict[str, float] = {}
+    if family == "auto":
+        held = {n: held_out_objective(f.model, target, seed=seed + 1) for n, f in fits.items()}
+        best = min(held, key=held.__getitem__)
+    else:
+        best = family
+    fit = fits[best]
+    model = _with_voxel_size(fit.model, vs)
+    lag = s2fit.lags[-1] if s2fit is not None else (
+        _check_max_lag(max_lag, b.shape) if max_lag is not None
+        else _auto_max_lag(_s2(b, min(b.shape) // 2)))
+    emp = s2fit.empirical if s2fit is not None else _s2(b, int(lag))
+    twin = model.sample(tuple(min(max(s, int(lag) + 1), 256) for s in b.shape), rng=[seed, 7])
+    fitted = _s2(twin, int(lag))
+    chi = model if isinstance(model, ChiSquareModel) else None
+    return CalibrationResult(
+        model=model, family=best, objective="descriptors",
+        residual=float(np.sqrt(np.mean((fitted[1:] - emp[1:]) ** 2))),
+        lags=np.arange(int(lag) + 1), empirical=emp, fitted=fitted,
+        volume_fraction=float(np.count_nonzero(b)) / b.size,
+        shape=tuple(int(s) for s in b.shape),  # type: ignore[arg-type]
+        nu=chi.nu if chi else None, gamma=chi.gamma if chi else None,
+        covariance=chi.covariance if chi else None,
+        excursion_phase=chi.excursion_phase if chi else None,
+        descriptor_objective=fit.objective, descriptor_residuals=dict(fit.residuals),
+        objectives_by_family=held, evaluations=sum(f.evaluations for f in fits.values()),
+        seconds=time.perf_counter() - t0)
+
+
+def _with_voxel_size(model: Any, vs: float | None) -> Any:
+    return model if vs is None else replace(model, voxel_size=vs)
+
+
 def plot_calibration(result: CalibrationResult, path: str | os.PathLike[str], *,
                      rng: object = 0) -> Path:
-    """Write a PNG: empirical S₂(h), the fitted C(h), and S₂ of a fresh realization of the model.
+    """Write a PNG: empirical S₂(h), the fitted C(h) (χ² models), and S₂ of a fresh realization.
 
     The realization has the calibrated image's shape, capped at 256 voxels per axis.
 
@@ -440,14 +564,17 @@ def plot_calibration(result: CalibrationResult, path: str | os.PathLike[str], *,
     fig = Figure(figsize=(6.4, 4.2), dpi=120)  # no pyplot: the user's backend is left alone
     ax = fig.subplots()
     ax.plot(result.lags, result.empirical, "o", ms=3.5, label="image (empirical)")
-    ax.plot(hh, result.model.two_point_coverage(hh), "-", lw=1.6,
-            label=f"fitted {result.family}, {result.excursion_phase} excursion")
+    if isinstance(result.model, ChiSquareModel):
+        ax.plot(hh, result.model.two_point_coverage(hh), "-", lw=1.6,
+                label=f"fitted {result.covariance}, {result.excursion_phase} excursion")
+        title = f"ν = {result.nu:.4g}, γ = {result.gamma:.4g} voxel⁻¹"
+    else:
+        title = f"{result.family} model ({result.objective} fit)"
     ax.plot(result.lags, twin_s2, "--", lw=1.2, label=f"fresh realization {shape}")
     ax.axhline(eps**2, color="0.6", lw=0.8, ls=":", label="ε² (uncorrelated)")
     ax.set_xlabel("lag h (voxels)")
     ax.set_ylabel("two-point coverage P(both solid)")
-    ax.set_title(f"ν = {result.nu:.4g}, γ = {result.gamma:.4g} voxel⁻¹, rms = {result.residual:.2g}",
-                 fontsize=10)
+    ax.set_title(f"{title}, S₂ rms = {result.residual:.2g}", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     p = Path(path)

@@ -36,7 +36,7 @@ import math
 import os
 from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy import integrate, special
@@ -234,6 +234,8 @@ class ChiSquareModel:
     matern_nu: float = 1.5
     excursion_phase: str = "solid"
     voxel_size: float | None = None
+
+    family: ClassVar[str] = "chi_square"
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__

@@ -62,6 +62,7 @@ __all__ = [
     "block_slices",
     "discrepancy",
     "fit_descriptors",
+    "held_out_objective",
     "objective_value",
 ]
 
@@ -284,7 +285,7 @@ class _FamilyFit:
     name: str
     stage1: tuple[_Param, ...]
     stage2: tuple[_Param, ...]
-    start: Callable[[DescriptorTarget], dict[str, float]]
+    starts: Callable[[DescriptorTarget], list[dict[str, float]]]
     build: Callable[[dict[str, float], DescriptorTarget], Any]
 
 
@@ -327,22 +328,29 @@ class _GrainBuilder:
         return GrainModel(eta, **kw)
 
 
-def _grain_start(t: DescriptorTarget) -> dict[str, float]:
+def _grain_starts(t: DescriptorTarget) -> list[dict[str, float]]:
+    """Candidate starts: radius from the chords across the anisotropy axis, aspect from their
+    ratio, and loose (overlap 0.05) to consolidated (0.35) packings."""
     axis, ratio = _anisotropy_axis(t)
     across = np.mean([t.scalars[f"chord_mean.solid.axis{a}"] for a in _AXES if a != axis])
-    return {"radius": float(np.clip(0.62 * across, 1.0, 150.0)), "radius_cv": 0.2,
-            "aspect": float(np.clip(ratio, 0.35, 2.5)), "overlap": 0.1, "neck": 0.25,
-            "neck_range": 0.1, "neck_anisotropy": 0.0}
+    return [{"radius": float(np.clip(f * across, 1.0, 150.0)), "radius_cv": 0.2,
+             "aspect": float(np.clip(ratio, 0.35, 2.5)), "overlap": ov, "neck": 0.25,
+             "neck_range": 0.1, "neck_anisotropy": 0.0}
+            for ov, f in ((0.05, 0.62), (0.15, 0.55), (0.35, 0.45))]
 
 
-def _fibre_start(t: DescriptorTarget) -> dict[str, float]:
+def _fibre_starts(t: DescriptorTarget) -> list[dict[str, float]]:
+    """Candidate starts: the radius from the surface area (a cylinder has S/V = 2/r), lengths of
+    8 and 25 radii, and the seven orientation types (isotropic; layered across each axis;
+    aligned with each axis) — the orientation is hard to reach from a wrong start, since
+    short fibres make the objective insensitive to it."""
     ssa = t.scalars.get("ssa", 0.1)
     radius = float(np.clip(2.0 * t.phi / max(ssa, 1e-6), 0.6, 100.0))
-    chords = np.array([t.scalars[f"chord_mean.solid.axis{a}"] for a in _AXES])
-    o = chords / chords.max()
-    return {"radius": radius, "length": float(np.clip(12 * radius, 2.0, 5000.0)), "radius_cv": 0.1,
-            "o0": float(np.clip(o[0], 0.05, 1.0)), "o1": float(np.clip(o[1], 0.05, 1.0)),
-            "o2": float(np.clip(o[2], 0.05, 1.0))}
+    kinds = [(1.0, 1.0, 1.0), (0.2, 1.0, 1.0), (1.0, 0.2, 1.0), (1.0, 1.0, 0.2),
+             (1.0, 0.2, 0.2), (0.2, 1.0, 0.2), (0.2, 0.2, 1.0)]
+    return [{"radius": radius, "length": float(np.clip(f * radius, 2.0, 5000.0)),
+             "radius_cv": 0.1, "o0": o[0], "o1": o[1], "o2": o[2]}
+            for f in (8.0, 25.0) for o in kinds]
 
 
 def _fibre_build(p: dict[str, float], t: DescriptorTarget) -> FibreModel:
@@ -350,7 +358,7 @@ def _fibre_build(p: dict[str, float], t: DescriptorTarget) -> FibreModel:
                       orientation=(p["o0"], p["o1"], p["o2"]))
 
 
-def _chi_start(t: DescriptorTarget) -> dict[str, float]:
+def _chi_starts(t: DescriptorTarget) -> list[dict[str, float]]:
     raise ConfigError("fitting the chi_square family by descriptors starts from its S2 fit: pass "
                       "`start_model` (the model of calibrate(..., objective='s2'))")
 
@@ -385,7 +393,7 @@ def _families(fit_shape: int, seed: int) -> dict[str, _FamilyFit]:
     g1 = (_Param("radius", 1.0, 200.0, log=True), _Param("radius_cv", 0.0, 0.6),
           _Param("aspect", 0.3, 3.0, log=True), _Param("overlap", 0.0, 0.6))
     g2 = (_Param("neck", 0.0, 0.9), _Param("neck_range", 0.0, 1.0), _Param("overlap", 0.0, 0.6),
-          _Param("neck_anisotropy", -0.9, 0.9))
+          _Param("neck_anisotropy", -0.9, 0.9), _Param("aspect", 0.3, 3.0, log=True))
     f1 = (_Param("radius", 0.5, 100.0, log=True), _Param("length", 1.0, 5000.0, log=True),
           _Param("radius_cv", 0.0, 0.6), _Param("o0", 0.02, 1.0, log=True),
           _Param("o1", 0.02, 1.0, log=True), _Param("o2", 0.02, 1.0, log=True))
@@ -393,10 +401,10 @@ def _families(fit_shape: int, seed: int) -> dict[str, _FamilyFit]:
           _Param("o1", 0.02, 1.0, log=True), _Param("o2", 0.02, 1.0, log=True))
     c = (_Param("gamma", 1e-3, 2.0, log=True),)
     return {
-        "grains": _FamilyFit("grains", g1, g2, _grain_start,
+        "grains": _FamilyFit("grains", g1, g2, _grain_starts,
                              _GrainBuilder(max(48, fit_shape * 3 // 4), seed)),
-        "fibres": _FamilyFit("fibres", f1, f2, _fibre_start, _fibre_build),
-        "chi_square": _FamilyFit("chi_square", c, c, _chi_start, _chi_build),
+        "fibres": _FamilyFit("fibres", f1, f2, _fibre_starts, _fibre_build),
+        "chi_square": _FamilyFit("chi_square", c, c, _chi_starts, _chi_build),
     }
 
 
@@ -560,8 +568,15 @@ def fit_descriptors(
         search.evaluate = counted  # type: ignore[method-assign]
     budget1, budget2 = max_evaluations if max_evaluations is not None else (
         20 * len(fam.stage1), 8 * len(fam.stage2) + 6)
-    start = _start_values(start_model) if start_model is not None else fam.start(target)
     geo = tuple(g for g in GEOMETRY_GROUPS if g in target.groups)
+    if start_model is not None:
+        start = _start_values(start_model)
+    else:  # the best of the family's candidate starts (their evaluations count in the budget)
+        cands = fam.starts(target)
+        scores = [search.evaluate(c, "start", geo, 1)[0] for c in cands] if len(cands) > 1 \
+            else [0.0]
+        start = cands[int(np.argmin(scores))]
+        budget1 = max(budget1 - len(cands), 2 * len(fam.stage1))
     values = search.run_stage("geometry", fam.stage1, start, geo, 1, budget1)
     stage1 = search.best["geometry"][0]
     use_transport = transport and all(g in target.groups for g in TRANSPORT_GROUPS)
@@ -574,3 +589,21 @@ def fit_descriptors(
     model = fam.build(values, target)
     return DescriptorFit(model, family, j, res, stage1, len(search.history),
                          time.perf_counter() - t0, search.history)
+
+
+def held_out_objective(model: Any, target: DescriptorTarget, *, seed: int = 1,
+                       realizations: int = 2, tol: float = 1e-3) -> float:
+    """The discrepancy of ``model`` on realizations the fit never saw (seeds ``[seed, 10_000 + k]``).
+
+    Used to choose between families: each family's fit has seen only its own common random
+    numbers, so its in-fit objective is optimistic; fresh realizations compare them fairly.
+    """
+    per = []
+    for k in range(realizations):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            im = model.sample(target.block, rng=[int(seed), 10_000 + k])
+            d = describe(im, which=("volume_fraction", *target.groups),
+                         max_lag=int(target.s2.shape[1] - 1), tol=tol)
+        per.append(discrepancy(d, target))
+    return objective_value({k: float(np.mean([p[k] for p in per])) for k in per[0]})

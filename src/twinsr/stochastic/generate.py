@@ -1,4 +1,4 @@
-"""Write numbered digital twins (realizations of a χ² model) to disk, reproducibly by seed."""
+"""Write numbered digital twins (realizations of a twin model of any family) to disk, by seed."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from twinsr._validation import check_int, check_shape
 from twinsr.exceptions import ConfigError, TwinsrError
 from twinsr.io import SUPPORTED_SUFFIXES
 from twinsr.stochastic.excursion import ChiSquareModel
+from twinsr.stochastic.families import TwinModel, family_of, load_model_file, model_from_dict
 
 __all__ = ["GENERATE_FORMATS", "generate", "twin_name"]
 
@@ -26,7 +27,7 @@ def twin_name(seed: int, index: int, fmt: str = "tif") -> str:
     return f"twin_s{seed}_{index:04d}.{fmt}"
 
 
-def _same_twin(old: dict, model: ChiSquareModel, seed: int, index: int,
+def _same_twin(old: dict, model: TwinModel, seed: int, index: int,
                shape: tuple[int, ...]) -> bool:
     """Whether metadata ``old`` describe realization ``index`` of ``model`` at ``seed``/``shape``.
 
@@ -34,7 +35,7 @@ def _same_twin(old: dict, model: ChiSquareModel, seed: int, index: int,
     version that wrote it).
     """
     try:
-        same_model = ChiSquareModel.from_dict(old["model"]) == model
+        same_model = model_from_dict(old["model"]) == model
     except (KeyError, TypeError, ValueError):  # not our metadata (ConfigError is a ValueError)
         return False
     return (same_model and old.get("seed") == seed and old.get("index") == index
@@ -42,7 +43,7 @@ def _same_twin(old: dict, model: ChiSquareModel, seed: int, index: int,
 
 
 def generate(
-    model: ChiSquareModel | str | os.PathLike[str],
+    model: TwinModel | str | os.PathLike[str],
     shape: int | tuple[int, int, int],
     n: int,
     *,
@@ -65,9 +66,9 @@ def generate(
 
     Parameters
     ----------
-    model : ChiSquareModel or path
-        The model, or a JSON file written by :meth:`ChiSquareModel.to_json` / ``twinsr
-        calibrate``.
+    model : twin model or path
+        A model of any family (:mod:`twinsr.stochastic.families`), or its JSON file
+        (``model.to_json()`` / ``twinsr calibrate``).
     shape : int or (Z, Y, X)
         Voxels per axis (an int means a cube).
     n : int
@@ -83,7 +84,7 @@ def generate(
     overwrite : bool
         Replace existing files that were written with different parameters.
     workers : int, optional
-        Threads for the field generation (does not change the result).
+        Threads for the χ² field generation (does not change the result).
 
     Returns
     -------
@@ -102,20 +103,19 @@ def generate(
 
     Examples
     --------
+    >>> import tempfile
     >>> m = ChiSquareModel.from_volume_fraction(0.5, 0.2)
-    >>> paths = generate(m, 32, 2, out_dir="twins", fmt="npy")   # doctest: +SKIP
-    >>> [p.name for p in paths]                                    # doctest: +SKIP
+    >>> paths = generate(m, 32, 2, out_dir=tempfile.mkdtemp(), fmt="npy")
+    >>> [p.name for p in paths]
     ['twin_s0_0000.npy', 'twin_s0_0001.npy']
     """
     from twinsr import __version__
     from twinsr.io import read_metadata, write_volume
 
-    if not isinstance(model, ChiSquareModel):
-        if isinstance(model, (str, os.PathLike)):
-            model = ChiSquareModel.from_json(model)
-        else:
-            raise ConfigError(f"`model` must be a ChiSquareModel or a JSON path, got "
-                              f"{type(model).__name__}")
+    if isinstance(model, (str, os.PathLike)):
+        model = load_model_file(model)
+    else:
+        family_of(model)  # ConfigError for anything that is not a twin model
     shp = check_shape(shape)
     count = check_int(n, "n", minimum=1, error=ConfigError)
     base_seed = check_int(seed, "seed", minimum=0, error=ConfigError)
@@ -141,7 +141,8 @@ def generate(
                                   "another folder or seed, or pass overwrite=True (--overwrite)")
             log.info("keeping %s (same model, seed and index)", path)
         else:
-            im = model.sample(shp, rng=np.random.default_rng([base_seed, i]), workers=workers)
+            kw = {"workers": workers} if isinstance(model, ChiSquareModel) else {}
+            im = model.sample(shp, rng=np.random.default_rng([base_seed, i]), **kw)
             write_volume(path, im, voxel_size=model.voxel_size, metadata=meta)
             log.info("wrote %s (solid fraction %.4f)", path, float(im.mean()))
         paths.append(path)

@@ -16,6 +16,7 @@ Example YAML (every key but ``samples`` is optional; ``train_overrides`` takes f
     inputs: [bin, diffu]
     train_preset: quick
     train_overrides: {epochs: 10, max_seconds: 120}
+    model: {family: grains, objective: descriptors, validate_n: 2}
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from twinsr.resample import METHODS
 if TYPE_CHECKING:
     from twinsr.sr.config import TrainConfig
 
-__all__ = ["PRESETS", "StudyConfig", "config_difference", "network_label"]
+__all__ = ["PRESETS", "StudyConfig", "TwinModelSettings", "config_difference", "network_label"]
 
 Inputs = Literal["bin", "diffu"]
 
@@ -54,6 +55,39 @@ def network_label(inputs: str, alpha: int | None = None) -> str:
     return f"N_{inputs}" if alpha is None else f"N_{inputs}_a{int(alpha)}"
 
 
+class TwinModelSettings(BaseModel):
+    """How the study calibrates (and validates) the twin model of each sample.
+
+    Attributes
+    ----------
+    family : {"chi_square", "grains", "fibres", "auto"}
+        Model family (:mod:`twinsr.stochastic.families`); "auto" fits all and keeps the one
+        closest to the data on held-out realizations.
+    objective : {"s2", "descriptors"}
+        The paper's closed-form S₂ fit (χ² only) or the descriptor-matched fit by simulation.
+    fit_shape : int or None
+        "descriptors": edge of the simulated realizations and of the data blocks they are
+        compared with (default 112, at most the calibration volume's edge).
+    validate_n : int
+        Realizations of the validation of each calibrated sample (0: no validation). The
+        validation uses the calibration volume's shape; its table goes into the report.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    family: Literal["chi_square", "grains", "fibres", "auto"] = "chi_square"
+    objective: Literal["s2", "descriptors"] = "s2"
+    fit_shape: int | None = Field(default=None, ge=16)
+    validate_n: int = Field(default=2, ge=0)
+
+    @model_validator(mode="after")
+    def _objective_fits_family(self) -> TwinModelSettings:
+        if self.objective == "s2" and self.family != "chi_square":
+            raise ValueError(f"objective 's2' fits only the chi_square family; use objective "
+                             f"'descriptors' for family {self.family!r}")
+        return self
+
+
 class StudyConfig(BaseModel):
     """Settings of one run of the paper's experiment.
 
@@ -65,10 +99,12 @@ class StudyConfig(BaseModel):
         Where the parameter sets come from, one per entry: a built-in dataset name
         (``twinsr.datasets.names()``, optionally as ``builtin:NAME``), a volume file to
         calibrate from, or a ``.json`` file of a calibrated :class:`ChiSquareModel`.
+    model : TwinModelSettings
+        Family and objective of the twin model calibration, and its validation.
     covariance : {"auto", "gaussian", "exponential", "matern"}
-        Covariance family for calibration ("auto" keeps the better fit).
+        χ² family: covariance for calibration ("auto" keeps the better fit).
     excursion_phase : {"auto", "solid", "pore"}
-        Which phase is the χ² excursion set when calibrating.
+        χ² family: which phase is the excursion set when calibrating.
     calibration_crop : int or None
         Calibrate on the central cube of at most this edge (speed); None = whole volume.
     shape : int or [z, y, x]
@@ -117,6 +153,7 @@ class StudyConfig(BaseModel):
 
     name: str = "study"
     samples: list[str] = Field(min_length=1)
+    model: TwinModelSettings = Field(default_factory=TwinModelSettings)
     covariance: Literal["auto", "gaussian", "exponential", "matern"] = "auto"
     excursion_phase: Literal["auto", "solid", "pore"] = "auto"
     calibration_crop: int | None = Field(default=None, ge=16)
@@ -412,7 +449,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
         "name": "quick",
         "samples": ["nmc_nrel_xct", "berea_sandstone"],
-        "calibration_crop": 128,
+        "model": {"family": "grains", "objective": "descriptors", "fit_shape": 112,
+                  "validate_n": 2},
+        "calibration_crop": 224,
         "shape": 128,
         "n_realizations": 4,
         "split": [2, 1, 1],

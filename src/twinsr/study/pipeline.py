@@ -3,7 +3,9 @@
 Steps (each resumable: a step whose output is complete and valid is skipped on rerun and the
 skip is logged):
 
-1. ``calibrate`` - fit a χ² excursion model per sample -> ``params/NAME.json`` (+ a figure);
+1. ``calibrate`` - fit a twin model per sample (the configured family and objective) ->
+   ``params/NAME.json`` (+ a figure), then ``validate`` it against the calibration volume ->
+   ``validation/NAME/`` (table, figures; the report shows the table);
 2. ``database`` - digital twins, strided LR images and diffusion channels -> ``database/``;
 3. ``train`` - N^{bin,α} and N^{diffu,α}, α ascending, each α network starting from the α/2
    one (transfer learning) -> ``runs/{bin,diffu}_a{α}/`` (bundle with threshold μ*);
@@ -310,7 +312,7 @@ def _prepare_folder(cfg: StudyConfig, out: Path, force: bool, log: _Log
 
 # ------------------------------------------------------------------------------ steps
 def _calibrate(run: _Run) -> list[Any]:
-    from twinsr.stochastic import ChiSquareModel, calibrate
+    from twinsr.stochastic import calibrate, load_model_file
 
     cfg, log = run.cfg, run.log
     t0 = time.perf_counter()
@@ -321,27 +323,69 @@ def _calibrate(run: _Run) -> list[Any]:
         target = pdir / f"{name}.json"
         if target.exists():
             try:
-                models.append(ChiSquareModel.from_json(target))
+                models.append(load_model_file(target))
                 log(f"calibrate {name}: complete, skipped")
                 continue
             except TwinsrError as exc:
                 log(f"calibrate {name}: {target} is invalid ({exc}); redoing it")
         if entry.lower().endswith(".json"):
-            model = ChiSquareModel.from_json(entry)
+            model = load_model_file(entry)
             log(f"calibrate {name}: parameters read from {entry}")
             model.to_json(target)
         else:
             im = central_crop(_read_entry(entry), cfg.calibration_crop)
-            res = calibrate(im, covariance=cfg.covariance, excursion_phase=cfg.excursion_phase)
+            m = cfg.model
+            res = calibrate(im, family=m.family, objective=m.objective, covariance=cfg.covariance,
+                            excursion_phase=cfg.excursion_phase, fit_shape=m.fit_shape,
+                            seed=cfg.seed)
             model = res.model
-            log(f"calibrate {name}: nu={model.nu:.4g}, gamma={model.gamma:.4g} "
-                f"({model.covariance}, {model.excursion_phase} excursion)")
-            model.to_json(target)  # before the figure: a figure never costs the calibration
+            log(f"calibrate {name}: {res.family} model ({res.objective} fit, "
+                f"{res.seconds:.0f} s): {_model_summary(model)}")
+            atomic_write_text(target, json.dumps(res.to_dict(), indent=2) + "\n")
             _calibration_figure(res, run.out / "figures" / f"calibration_{name}.png", name)
         models.append(model)
         did = True
     log.mark("calibrate", "done" if did else "skipped", time.perf_counter() - t0)
     return models
+
+
+def _model_summary(model: Any) -> str:
+    skip = {"format", "format_version", "model", "twinsr_version", "calibration"}
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in model.to_dict().items()
+                     if k not in skip and not k.endswith("_unit") and v is not None)
+
+
+def _validate(run: _Run, models: list[Any]) -> dict[str, Any]:
+    """Validate each calibrated sample's model against its calibration volume (resumable)."""
+    from twinsr.stochastic import validate, write_validation
+
+    cfg, log = run.cfg, run.log
+    out: dict[str, Any] = {}
+    if cfg.model.validate_n == 0:
+        return out
+    t0 = time.perf_counter()
+    did = False
+    for entry, name, model in zip(cfg.samples, _unique_names(cfg.samples), models, strict=True):
+        if entry.lower().endswith(".json"):
+            continue  # no data to compare with
+        vdir = run.out / "validation" / name
+        done = vdir / "validation.json"
+        if done.exists():
+            try:
+                out[name] = json.loads(done.read_text(encoding="utf-8"))
+                log(f"validate {name}: complete, skipped")
+                continue
+            except (OSError, ValueError) as exc:
+                log(f"validate {name}: {done} is unreadable ({exc}); redoing it")
+        im = central_crop(_read_entry(entry), cfg.calibration_crop)
+        res = validate(model, im, n=cfg.model.validate_n, rng=cfg.seed)
+        write_validation(res, vdir)
+        log(f"validate {name}: {res.counts} ({res.seconds:.0f} s)")
+        out[name] = res.to_dict()
+        did = True
+    log.mark("validate", "done" if did else "skipped", time.perf_counter() - t0)
+    return out
 
 
 def _calibration_figure(res: Any, path: Path, name: str) -> None:
@@ -783,6 +827,7 @@ def run_study(config: StudyConfig | str | Path, out_dir: str | Path, *, force: b
     log(f"study {cfg.name!r} in {out} on {meta['device']}")
 
     models = _calibrate(run)
+    validation = _validate(run, models)
     db = _database(run, models)
     bundles, thresholds = _train(run, db)
     unit_files = _evaluate(run, db, bundles)
@@ -799,7 +844,8 @@ def run_study(config: StudyConfig | str | Path, out_dir: str | Path, *, force: b
     t0 = time.perf_counter()
     report_md, report_html = write_report(
         out, df, config_yaml=cfg.to_yaml(), meta=meta, figures=figs, networks=cfg.networks,
-        skipped=skipped, seconds=time.perf_counter() - t_start, thresholds=thresholds)
+        skipped=skipped, seconds=time.perf_counter() - t_start, thresholds=thresholds,
+        validation=validation)
     log.mark("report", "done", time.perf_counter() - t0)
     seconds = time.perf_counter() - t_start
     _record_steps(out, meta, seconds, log)

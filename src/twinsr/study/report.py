@@ -273,9 +273,14 @@ def _html_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 def write_report(out_dir: str | Path, df: Any, *, config_yaml: str, meta: dict[str, Any],
                  figures: Sequence[Path], networks: Sequence[str], skipped: Sequence[str],
-                 seconds: float, thresholds: dict[str, float] | None = None
+                 seconds: float, thresholds: dict[str, float] | None = None,
+                 validation: dict[str, dict[str, Any]] | None = None,
                  ) -> tuple[Path, Path]:
-    """Write ``report.md`` and ``report.html`` into ``out_dir``; return their paths."""
+    """Write ``report.md`` and ``report.html`` into ``out_dir``; return their paths.
+
+    ``validation`` maps a sample name to its :meth:`ValidationResult.to_dict` (the twins of the
+    calibrated model against the data); the report shows its transport and geometry rows.
+    """
     from twinsr._atomic import atomic_write_text
 
     out = Path(out_dir)
@@ -293,6 +298,8 @@ def write_report(out_dir: str | Path, df: Any, *, config_yaml: str, meta: dict[s
         blocks.append(("h2", "Networks and thresholds μ*"))
         blocks.append(("table", (["network", "threshold μ*"],
                                  [[k, float(v)] for k, v in thresholds.items()])))
+    if validation:
+        blocks += _validation_blocks(validation)
     blocks.append(("h2", "Findings of the paper, checked on this run"))
     for f in found:
         blocks.append(("h3", f"{f.title}: {f.verdict}"))
@@ -329,6 +336,37 @@ def write_report(out_dir: str | Path, df: Any, *, config_yaml: str, meta: dict[s
            f"<style>{style}</style></head><body>{''.join(ht)}</body></html>\n")
     html_path = atomic_write_text(out / "report.html", doc)
     return md_path, html_path
+
+
+_VALIDATION_PREFIXES = ("volume_fraction.solid", "ssa", "chord_mean.", "tau_eff.", "geodesic.",
+                        "constrictivity.", "percolating.")
+
+
+def _validation_blocks(validation: dict[str, dict[str, Any]]) -> list[tuple[str, Any]]:
+    """One table per sample: data against the twins of its calibrated model."""
+    blocks: list[tuple[str, Any]] = [
+        ("h2", "Digital twins against the data"),
+        ("p", "Each calibrated model's realizations against the calibration volume (the "
+              "full tables and figures are in validation/NAME/). Deviation = (twins − data) / "
+              "data; verdict 'match' within the tolerance, 'within spread' within twice the "
+              "data's natural spread over its blocks.")]
+    for name, v in validation.items():
+        counts = v.get("counts", {})
+        blocks.append(("h3", f"{name}: {v.get('family')} model, {v.get('n')} twins of "
+                             f"{'×'.join(map(str, v.get('shape', [])))}; "
+                             + ", ".join(f"{c} {k}" for k, c in counts.items())))
+        rows = [[r["name"], r["data"], r["twin_mean"], _pct(r["deviation"]), r["verdict"]]
+                for r in v.get("rows", []) if str(r["name"]).startswith(_VALIDATION_PREFIXES)]
+        blocks.append(("table", (["descriptor", "data", "twins (mean)", "deviation", "verdict"],
+                                 rows)))
+    return blocks
+
+
+def _pct(v: Any) -> str:
+    try:
+        return f"{float(v):+.1%}"
+    except (TypeError, ValueError):
+        return str(v)
 
 
 def _render(blocks: Sequence[tuple[str, Any]]) -> tuple[list[str], list[str]]:
