@@ -232,6 +232,19 @@ def test_local_thickness_and_intrusion_equal_brute_force(seed):
     assert np.all(ir <= lt)
 
 
+@pytest.mark.parametrize("axis", [None, 1])
+def test_constrictivity_reuses_the_local_radius_exactly(axis):
+    im = _blobs((24, 26, 28), 2.0, 7, level=0.3)  # ~40 % solid: constricted, partly closed pores
+    for phase in ("pore", "solid"):
+        c = D.constrictivity(im, phase=phase, axis=axis)
+        alone = D.intrusion(im, phase=phase, axis=axis)
+        np.testing.assert_array_equal(c.intrusion.radii, alone.radii)
+        np.testing.assert_array_equal(c.intrusion.cumulative, alone.cumulative)
+        assert c.intrusion.accessible_fraction == alone.accessible_fraction
+        np.testing.assert_array_equal(c.continuous.cumulative,
+                                      D.size_distribution(im, phase=phase).cumulative)
+
+
 def test_distance_backends_agree(binary_volume):
     a = D.squared_distance_transform(binary_volume, backend="edt")
     b = D.squared_distance_transform(binary_volume, backend="scipy")
