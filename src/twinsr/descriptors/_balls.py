@@ -8,14 +8,15 @@ squared invasion radius ``rho2`` (intrusion; the largest ball that can travel fr
 * :func:`containment_table` and :func:`ridge` drop centres whose lattice ball lies inside a
   neighbour's lattice ball (exact test, so the maps are unchanged; typically 70-85 % of the
   centres go).
-* :func:`paint_balls` rasterises the remaining balls one plane and one row at a time, largest
-  first, filling only cells not yet filled (a "next free cell" union-find per row): the cost per
-  ball is about its number of rows, (2R + 1)^2, instead of its volume.
+* :func:`paint_balls` rasterises the remaining balls one plane at a time, largest first, filling
+  only cells not yet filled ("next free cell" union-finds per row and per column of 16-cell row
+  pieces): a ball costs about the number of its row pieces that still hold free cells, not its
+  volume.
 * :func:`widest_path` computes ``rho2`` by a bucket-queue flood from the inlet voxels
   (6-connected centres; O(N + levels)).
 
-Memory: the int32 maps (4 B/voxel each), the row union-find of one block of planes per thread,
-the centre lists (24 B per kept centre); :func:`widest_path` needs about 13 B/voxel more.
+Memory: the int32 maps (4 B/voxel each), the union-finds of one plane per thread, the centre
+lists (32 B per kept centre); :func:`widest_path` needs about 13 B/voxel more.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import numpy as np
 __all__ = ["containment_table", "neighbour_classes", "paint_balls", "ridge", "widest_path"]
 
 _BLOCK = 8  # planes per parallel work item in paint_balls
+_CHUNK = 16  # cells per row piece tracked by paint_balls
 
 
 def neighbour_classes() -> tuple[np.ndarray, np.ndarray]:
@@ -98,24 +100,73 @@ def _find(row, x):  # pragma: no cover - compiled
     return x
 
 
+@nb.njit(inline="always")
+def _init_plane(mask, z, row, free_c, ncol):  # pragma: no cover - compiled
+    """Free cells of plane z: per-row "next free cell" links, free counts per (row, chunk) and per
+    chunk column "next row with a free cell in this chunk" links. Returns the free count."""
+    ny, nx = row.shape[0], row.shape[1] - 1
+    n_ch = free_c.shape[1]
+    left = 0
+    free_c[:, :] = 0
+    for y in range(ny):
+        for x in range(nx):
+            if mask[z, y, x]:
+                row[y, x] = x
+                free_c[y, x // _CHUNK] += 1
+                left += 1
+            else:
+                row[y, x] = x + 1
+        row[y, nx] = nx
+    for c in range(n_ch):
+        for y in range(ny):
+            ncol[c, y] = y if free_c[y, c] > 0 else y + 1
+        ncol[c, ny] = ny
+    return left
+
+
+@nb.njit(inline="always")
+def _paint_disc(out, z, val, yc, xc, rem, row, free_c, ncol):  # pragma: no cover - compiled
+    """Fill the free cells of the disc |(y, x) - (yc, xc)|^2 <= rem of plane z with ``val``;
+    visits only the (row, chunk) pieces that still hold free cells. Returns the cells filled."""
+    ny, nx = row.shape[0], row.shape[1] - 1
+    ry = int(math.sqrt(rem))
+    ya, yb = max(0, yc - ry), min(ny - 1, yc + ry)
+    filled = 0
+    for c in range(max(0, xc - ry) // _CHUNK, min(nx - 1, xc + ry) // _CHUNK + 1):
+        lo_c, hi_c = c * _CHUNK, min(nx - 1, c * _CHUNK + _CHUNK - 1)
+        col = ncol[c]
+        y = _find(col, ya)
+        while y <= yb:
+            rx = int(math.sqrt(rem - (y - yc) * (y - yc)))
+            xa, xb = max(lo_c, xc - rx), min(hi_c, xc + rx)
+            if xa <= xb:
+                r_y = row[y]
+                x = _find(r_y, xa)
+                while x <= xb:
+                    out[z, y, x] = val
+                    free_c[y, c] -= 1
+                    filled += 1
+                    r_y[x] = x + 1
+                    x = _find(r_y, x + 1)
+                if free_c[y, c] == 0:
+                    col[y] = y + 1
+            y = _find(col, y + 1)
+    return filled
+
+
 @nb.njit(parallel=True, cache=True)
 def paint_balls(mask, cz, cy, cx, v2):  # pragma: no cover - compiled
     """``out(p) = max v2[i]`` over centres i with |p - c_i|^2 < v2[i] (0 where none), int32.
 
     The centres must be sorted by ``v2`` in decreasing order. ``mask`` (uint8) marks the voxels
-    that can be covered (the balls lie inside it by construction); full rows and full planes are
-    skipped, so a ball costs about the number of its rows that still hold free cells.
+    that can be covered (the balls lie inside it by construction). Each block of planes is filled
+    largest ball first, cells only while free; a ball costs about the number of its (row,
+    16-cell chunk) pieces that still hold free cells, and a full plane stops early.
     """
     nz, ny, nx = mask.shape
     out = np.zeros((nz, ny, nx), dtype=np.int32)
-    owner = np.empty((nz, ny, nx), dtype=np.int32)
     n_c = cz.size
-    cen = np.empty((n_c, 4), dtype=np.float64)  # z, y, x, radius of the lattice ball, packed
-    for i in range(n_c):
-        cen[i, 0] = cz[i]
-        cen[i, 1] = cy[i]
-        cen[i, 2] = cx[i]
-        cen[i, 3] = math.sqrt(v2[i] - 1)
+    n_ch = (nx + _CHUNK - 1) // _CHUNK
     n_blocks = (nz + _BLOCK - 1) // _BLOCK
     for b in nb.prange(n_blocks):
         z0 = b * _BLOCK
@@ -123,29 +174,15 @@ def paint_balls(mask, cz, cy, cx, v2):  # pragma: no cover - compiled
         cand = np.empty(n_c, dtype=np.int64)
         n = 0
         for i in range(n_c):
-            zc = cz[i]
-            dz = 0 if z0 <= zc < z1 else (z0 - zc if zc < z0 else zc - (z1 - 1))
+            dz = 0 if z0 <= cz[i] < z1 else (z0 - cz[i] if cz[i] < z0 else cz[i] - (z1 - 1))
             if dz * dz < v2[i]:
                 cand[n] = i
                 n += 1
         row = np.empty((ny, nx + 1), dtype=np.int32)
-        free = np.empty(ny, dtype=np.int64)
-        nrow = np.empty(ny + 1, dtype=np.int32)
+        free_c = np.empty((ny, n_ch), dtype=np.int32)
+        ncol = np.empty((n_ch, ny + 1), dtype=np.int32)
         for z in range(z0, z1):
-            left = 0
-            for y in range(ny):
-                f = 0
-                for x in range(nx):
-                    if mask[z, y, x]:
-                        row[y, x] = x
-                        f += 1
-                    else:
-                        row[y, x] = x + 1
-                row[y, nx] = nx
-                free[y] = f
-                nrow[y] = y if f > 0 else y + 1
-                left += f
-            nrow[ny] = ny
+            left = _init_plane(mask, z, row, free_c, ncol)
             for j in range(n):
                 if left == 0:
                     break
@@ -153,34 +190,27 @@ def paint_balls(mask, cz, cy, cx, v2):  # pragma: no cover - compiled
                 rem = v2[i] - 1 - (z - cz[i]) * (z - cz[i])
                 if rem < 0:
                     continue
-                yc = cy[i]
-                xc = cx[i]
-                if out[z, yc, xc] > 0:  # skip the ball if the ball that covers its centre line holds it
-                    o = owner[z, yc, xc]
-                    gap = math.sqrt((cz[i] - cen[o, 0]) ** 2 + (yc - cen[o, 1]) ** 2
-                                    + (xc - cen[o, 2]) ** 2)
-                    if cen[i, 3] + gap <= cen[o, 3]:
-                        continue
-                val = np.int32(v2[i])
-                ry = int(math.sqrt(rem))
-                yb = min(ny - 1, yc + ry)
-                y = _find(nrow, max(0, yc - ry))
-                while y <= yb:
-                    rx = int(math.sqrt(rem - (y - yc) * (y - yc)))
-                    xb = min(nx - 1, xc + rx)
-                    r_y = row[y]
-                    x = _find(r_y, max(0, xc - rx))
-                    while x <= xb:
-                        out[z, y, x] = val
-                        owner[z, y, x] = i
-                        free[y] -= 1
-                        left -= 1
-                        r_y[x] = x + 1
-                        x = _find(r_y, x + 1)
-                    if free[y] == 0:
-                        nrow[y] = y + 1
-                    y = _find(nrow, y + 1)
+                left -= _paint_disc(out, z, np.int32(v2[i]), cy[i], cx[i], rem, row, free_c, ncol)
     return out
+
+
+@nb.njit(inline="always")
+def _push(head, nxt, prv, j, lev):  # pragma: no cover - compiled
+    prv[j] = -1
+    nxt[j] = head[lev]
+    if head[lev] >= 0:
+        prv[head[lev]] = j
+    head[lev] = j
+
+
+@nb.njit(inline="always")
+def _unlink(head, nxt, prv, j, lev):  # pragma: no cover - compiled
+    if prv[j] >= 0:
+        nxt[prv[j]] = nxt[j]
+    else:
+        head[lev] = nxt[j]
+    if nxt[j] >= 0:
+        prv[nxt[j]] = prv[j]
 
 
 @nb.njit(cache=True)
@@ -189,86 +219,46 @@ def widest_path(d2, inlet):  # pragma: no cover - compiled
 
     ``d2`` (int32, 0 outside the phase) and ``inlet`` (bool) have the same 3-D shape. Voxels not
     connected to an inlet voxel get 0. Bucket queue over the integer levels of ``d2``, one
-    doubly-linked list per level.
+    doubly-linked list per level; each voxel is settled once, at the highest level first.
     """
     nz, ny, nx = d2.shape
     flat = d2.ravel()
     inl = inlet.ravel()
     n_vox = flat.size
-    top = 0
-    for i in range(n_vox):
-        if flat[i] > top:
-            top = flat[i]
+    top = max(0, flat.max())
     head = np.full(top + 1, -1, dtype=np.int64)
     nxt = np.empty(n_vox, dtype=np.int32)
     prv = np.empty(n_vox, dtype=np.int32)
     best = np.zeros(n_vox, dtype=np.int32)  # tentative level; negated once final
     for i in range(n_vox):
         if inl[i] and flat[i] > 0:
-            lev = flat[i]
-            best[i] = lev
-            prv[i] = -1
-            nxt[i] = head[lev]
-            if head[lev] >= 0:
-                prv[head[lev]] = i
-            head[lev] = i
-    sy = nx
-    sz = ny * nx
+            best[i] = flat[i]
+            _push(head, nxt, prv, i, flat[i])
+    steps = np.array([-ny * nx, ny * nx, -nx, nx, -1, 1], dtype=np.int64)
     level = top
     while level > 0:
         i = head[level]
         if i < 0:
             level -= 1
             continue
-        head[level] = nxt[i]
-        if nxt[i] >= 0:
-            prv[nxt[i]] = -1
+        _unlink(head, nxt, prv, i, level)
         best[i] = -level
-        z = i // sz
-        y = (i - z * sz) // sy
-        x = i - z * sz - y * sy
+        z = i // (ny * nx)
+        y = (i // nx) % ny
+        x = i % nx
+        inside = (z > 0, z < nz - 1, y > 0, y < ny - 1, x > 0, x < nx - 1)
         for k in range(6):
-            if k == 0:
-                if z == 0:
-                    continue
-                j = i - sz
-            elif k == 1:
-                if z == nz - 1:
-                    continue
-                j = i + sz
-            elif k == 2:
-                if y == 0:
-                    continue
-                j = i - sy
-            elif k == 3:
-                if y == ny - 1:
-                    continue
-                j = i + sy
-            elif k == 4:
-                if x == 0:
-                    continue
-                j = i - 1
-            else:
-                if x == nx - 1:
-                    continue
-                j = i + 1
+            if not inside[k]:
+                continue
+            j = i + steps[k]
             c = min(level, flat[j])
             bj = best[j]
             if c <= bj or bj < 0:
                 continue
-            if bj > 0:  # unlink from its current bucket
-                if prv[j] >= 0:
-                    nxt[prv[j]] = nxt[j]
-                else:
-                    head[bj] = nxt[j]
-                if nxt[j] >= 0:
-                    prv[nxt[j]] = prv[j]
+            if bj > 0:
+                _unlink(head, nxt, prv, j, bj)
             best[j] = c
-            prv[j] = -1
-            nxt[j] = head[c]
-            if head[c] >= 0:
-                prv[head[c]] = j
-            head[c] = j
+            _push(head, nxt, prv, j, c)
     out = np.empty(n_vox, dtype=np.int32)
     for i in range(n_vox):
         out[i] = -best[i] if best[i] < 0 else 0

@@ -221,7 +221,7 @@ def _resolve_which(which: object) -> tuple[str, ...]:
             f"unknown descriptor group(s) {bad if bad else items!r}; valid: 'all', 'geometric' or any of "
             f"{', '.join(DESCRIPTOR_GROUPS)}"
         )
-    chosen = {str(w).strip().lower() for w in items}
+    chosen = {str(w).strip().lower() for w in items} | {"volume_fraction"}  # always computed
     return tuple(g for g in DESCRIPTOR_GROUPS if g in chosen)
 
 
