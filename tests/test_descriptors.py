@@ -245,6 +245,22 @@ def test_constrictivity_reuses_the_local_radius_exactly(axis):
                                       D.size_distribution(im, phase=phase).cumulative)
 
 
+def test_intrusion_through_throats_equals_brute_force():
+    im = np.ones((20, 11, 11), np.uint8)
+    im[:, 1:10, 1:10] = 0
+    for z, w in ((5, 1), (12, 2)):  # throats 3x3 and 5x5 between wide pore bodies: plateaus
+        im[z] = 1
+        im[z, 5 - w:6 + w, 5 - w:6 + w] = 0
+    mask = (im == 0).astype(np.uint8)
+    d2 = D.squared_distance_transform(mask).astype(np.int64)
+    inlet = np.zeros(im.shape, bool)
+    inlet[[0, -1]] = True
+    inlet[:, [0, -1]] = True
+    inlet[:, :, [0, -1]] = True
+    expected = np.sqrt(_brute_balls(_brute_rho2(d2, inlet))).astype(np.float32)
+    np.testing.assert_array_equal(D.intrusion_radius(im), expected)
+
+
 def test_distance_backends_agree(binary_volume):
     a = D.squared_distance_transform(binary_volume, backend="edt")
     b = D.squared_distance_transform(binary_volume, backend="scipy")

@@ -1,22 +1,23 @@
 """One entry point for every descriptor: :func:`describe` → :class:`Descriptors`.
 
-Descriptor groups (``which``), their keys in :meth:`Descriptors.scalars` and their cost at 128³
-on 2 cores (NMC-like structure):
+Descriptor groups (``which``), their keys in :meth:`Descriptors.scalars` and their time for both
+phases and three axes on a 128³ twin-like volume (smoothed noise, structure radius ~4 voxels;
+2 shared cores, ``benchmarks/bench_descriptors.py``):
 
-==================  =============================================================  =========
-group               scalar keys                                                     time
-==================  =============================================================  =========
-volume_fraction     ``volume_fraction.<phase>``                                     < 1 ms
-s2                  ``s2_corr_length.<phase>.axis<a>`` (curves in ``s2``)           ~0.2 s
-surface_area        ``ssa``                                                         ~10 ms
-chords              ``chord_mean.<phase>.axis<a>``                                  ~0.1 s
-sizes               ``psd_r50.<phase>`` (= r_max)                                   ~0.3 s
-constrictivity      ``constrictivity.<phase>``, ``intrusion_r50.<phase>`` (= r_min),   ~0.6 s
-                    ``intrusion_accessible.<phase>`` (implies ``sizes``)
-percolation         ``percolating`` / ``one_face`` / ``isolated.<phase>.axis<a>``      ~0.1 s
-tau_eff             ``tau_eff.<phase>.axis<a>``                                     1–5 s
-geodesic            ``geodesic.<phase>.axis<a>``, ``geodesic_connected...``          ~0.5 s
-==================  =============================================================  =========
+==================  ================================================================  =======
+group               scalar keys                                                        time
+==================  ================================================================  =======
+volume_fraction     ``volume_fraction.<phase>``                                        < 1 ms
+s2                  ``s2_corr_length.<phase>.axis<a>`` (curves in ``s2``)              0.08 s
+surface_area        ``ssa``                                                            3 ms
+chords              ``chord_mean.<phase>.axis<a>``                                     0.05 s
+sizes               ``psd_r50.<phase>`` (= r_max)                                      1.1 s
+constrictivity      ``constrictivity.<phase>``, ``intrusion_r50.<phase>`` (= r_min),      3.8 s
+                    ``intrusion_accessible.<phase>`` (includes ``sizes``)
+percolation         ``percolating`` / ``one_face`` / ``isolated.<phase>.axis<a>``         0.09 s
+tau_eff             ``tau_eff.<phase>.axis<a>`` (CPU)                                  32 s
+geodesic            ``geodesic.<phase>.axis<a>``, ``geodesic_connected.<phase>.axis<a>``  4.3 s
+==================  ================================================================  =======
 
 ``which="all"`` computes everything, ``which="geometric"`` everything but the two transport
 groups; or pass the group names. Lengths are in voxels, or in the units of ``voxel_size``

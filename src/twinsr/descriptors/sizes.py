@@ -26,8 +26,11 @@ r50 is the median radius: the largest r at which the cumulative share is still �
 Both maps are exact on the lattice (no radius grid): one distance transform (the ``edt``
 package, multi-threaded; scipy as fallback), then the maximal balls — centres whose lattice ball
 lies inside a neighbour's are dropped by an exact test — rasterised row by row, largest first,
-into the cells still free (numba). Cost grows with the ball radius: ~0.1–0.5 s per phase at 128³
-for structures of radius ≤ 20 voxels.
+into the cells still free (numba). At 128³ (twin-like, radius ~4 voxels) the local thickness
+takes ~0.5 s per phase, as long as PoreSpy's integer-radius ``local_thickness`` (whose values
+it floors to on ~90 % of the voxels), the intrusion ~1.2 s (5x faster than PoreSpy's
+``porosimetry`` with 25 radii); the cost grows with the ball radius (FiberForm's 50-voxel pores:
+~3 s at 100³).
 
 References
 ----------
