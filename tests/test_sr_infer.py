@@ -43,7 +43,7 @@ def test_tiled_equals_untiled(alpha: int, blocks: int) -> None:
     ref = _untiled(m, lr[None])
     ticks = []
     tile = 6 if alpha == 2 else 4
-    out = superresolve(lr, m, tile=tile, device="cpu", probabilities=True,
+    out = superresolve(lr, m, tile=tile, device="cpu", probabilities=True, precision="fp32",
                        progress=lambda d, t: ticks.append((d, t)))
     assert out.shape == tuple(alpha * s for s in lr.shape) and out.dtype == np.float32
     assert np.abs(out - ref).max() < 1e-5
@@ -52,7 +52,8 @@ def test_tiled_equals_untiled(alpha: int, blocks: int) -> None:
     assert np.std(ref) > 1e-3
     # a halo below the receptive field is measurably different (the test can fail)
     with pytest.warns(ModelWarning, match="below the network's receptive field"):
-        short = superresolve(lr, m, tile=tile, overlap=1, device="cpu", probabilities=True)
+        short = superresolve(lr, m, tile=tile, overlap=1, device="cpu", probabilities=True,
+                             precision="fp32")
     assert np.abs(short - ref).max() > 1e-4
 
 
@@ -64,7 +65,7 @@ def test_tiled_equals_untiled_three_channels() -> None:
     stack = np.stack([lr.astype(np.float32), d0, d1])
     m = _model(2, inputs="diffu")
     ref = _untiled(m, stack)
-    out = superresolve(stack, m, tile=5, device="cpu", probabilities=True)
+    out = superresolve(stack, m, tile=5, device="cpu", probabilities=True, precision="fp32")
     assert np.abs(out - ref).max() < 1e-5
 
 
@@ -229,15 +230,18 @@ def test_diffu_model_computes_channels_along_its_own_axis() -> None:
     m = _model(2, inputs="diffu", axis=1)
     d = diffusion_channels(lr, axis=1, device="cpu")
     ref = _untiled(m, np.concatenate([lr[None].astype(np.float32), d]))
-    out = superresolve(lr, m, tile=4, device="cpu", probabilities=True)  # axis=None: the model's
+    out = superresolve(lr, m, tile=4, device="cpu", probabilities=True,
+                       precision="fp32")  # axis=None: the model's
     assert np.abs(out - ref).max() < 1e-5
-    same = superresolve(lr, m, tile=4, axis=1, device="cpu", probabilities=True)
+    same = superresolve(lr, m, tile=4, axis=1, device="cpu", probabilities=True,
+                        precision="fp32")
     np.testing.assert_array_equal(same, out)
     with pytest.raises(ConfigError, match=r"solved along axis 1 .* axis=0 was requested"):
         superresolve(lr, m, tile=4, axis=0, device="cpu")
     # the axis matters: the same weights fed axis-0 channels give another result
     m0 = SRModel(m.network, alpha=2, inputs="diffu", threshold=0.5, transport_axis=0)
-    other_axis = superresolve(lr, m0, tile=4, device="cpu", probabilities=True)
+    other_axis = superresolve(lr, m0, tile=4, device="cpu", probabilities=True,
+                              precision="fp32")
     assert np.abs(other_axis - ref).max() > 1e-4
 
 
