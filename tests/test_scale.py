@@ -186,3 +186,14 @@ def test_axis_default_and_spec_in_output(tmp_path: Path, lr: np.ndarray) -> None
 
     with pytest.raises(ConfigError, match="solved along axis 2"):
         superresolve_zarr(lr, m2, tmp_path / "b.zarr", axis=1, device="cpu")
+
+
+def test_volume_thinner_than_the_halo(tmp_path: Path, rng: np.random.Generator) -> None:
+    """An axis thinner than the halo is one block without overlap (dask refuses a deeper one)."""
+    lr = (rng.random((3, 14, 13)) < 0.5).astype(np.uint8)
+    m = _model()
+    assert m.halo > lr.shape[0]
+    out = superresolve_zarr(lr, m, tmp_path / "t.zarr", chunk=6, device="cpu",
+                            probabilities=True)
+    np.testing.assert_allclose(read_volume(out), superresolve(lr, m, device="cpu",
+                                                              probabilities=True), atol=1e-5)

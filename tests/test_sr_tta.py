@@ -278,3 +278,37 @@ def test_tta_zarr_binary_equals_in_memory(tmp_path: Path) -> None:
                             uncertainty_out=tmp_path / "u.zarr", device="cpu")
     np.testing.assert_array_equal(read_volume(out), ref)
     np.testing.assert_allclose(read_volume(tmp_path / "u.zarr"), u, atol=1e-5)
+
+
+def test_cli_tta_and_uncertainty_out(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from twinsr.cli import app
+    from twinsr.io import write_volume
+    from twinsr.sr import save_bundle
+
+    lr = _blobs((8, 7, 6), seed=9)
+    m = _random_model()
+    bundle = save_bundle(tmp_path / "m.pt", m.network, threshold=0.5)
+    src = write_volume(tmp_path / "lr.npy", lr)
+    run = CliRunner().invoke
+    base = ["superresolve", str(src), "--model", str(bundle), "--device", "cpu",
+            "--precision", "fp32"]
+    res = run(app, [*base, "-o", str(tmp_path / "p.npy"), "--probabilities", "--tta", "8",
+                    "--uncertainty-out", str(tmp_path / "u.npy"), "--tile", "4"])
+    assert res.exit_code == 0, res.output
+    p, u = superresolve(lr, m, probabilities=True, precision="fp32", tta=8,
+                        return_uncertainty=True, device="cpu")
+    np.testing.assert_allclose(read_volume(tmp_path / "p.npy"), p, atol=1e-6)
+    np.testing.assert_allclose(read_volume(tmp_path / "u.npy"), u, atol=1e-6)
+    res = run(app, [*base, "-o", str(tmp_path / "b.zarr"), "--tta", "8",
+                    "--uncertainty-out", str(tmp_path / "u.zarr")])
+    assert res.exit_code == 0, res.output
+    np.testing.assert_array_equal(read_volume(tmp_path / "b.zarr"), (p >= 0.5).astype(np.uint8))
+    np.testing.assert_allclose(read_volume(tmp_path / "u.zarr"), u, atol=1e-5)
+    for args, msg in ((["--tta", "5"], r"`tta` must be one of \(1, 8, 48\)"),
+                      (["--uncertainty-out", str(tmp_path / "x.npy")], "needs --tta 8"),
+                      (["--precision", "fp16"], "`precision` must be one of")):
+        res = run(app, [*base, "-o", str(tmp_path / "never.npy"), *args])
+        assert res.exit_code == 1 and __import__("re").search(msg, res.output), res.output
+    assert not (tmp_path / "never.npy").exists()

@@ -360,7 +360,9 @@ def _compute_blocks(chans: Any, engine: Any, index: tuple[tuple[int, ...], ...],
         marker.touch()
         return np.ones((1, 1, 1, 1), np.uint8)
 
-    ext = da.overlap.overlap(chans, depth={0: 0, 1: halo, 2: halo, 3: halo}, boundary="none")
+    # an axis cut into one block has no neighbours (and may be thinner than the halo)
+    depth = {0: 0, **{d + 1: halo if n > 1 else 0 for d, n in enumerate(n_blocks)}}
+    ext = da.overlap.overlap(chans, depth=depth, boundary="none")
     flags = ext.map_blocks(run_block, dtype=np.uint8,
                            chunks=((1,), *((1,) * n for n in n_blocks)))
     if _distributed_client() is not None:
