@@ -43,7 +43,7 @@ def test_tiled_equals_untiled(alpha: int, blocks: int) -> None:
     ref = _untiled(m, lr[None])
     ticks = []
     tile = 6 if alpha == 2 else 4
-    out = superresolve(lr, m, tile=tile, device="cpu", probabilities=True, precision="fp32",
+    out = superresolve(lr, m, tile=tile, device="cpu", probabilities=True,
                        progress=lambda d, t: ticks.append((d, t)))
     assert out.shape == tuple(alpha * s for s in lr.shape) and out.dtype == np.float32
     assert np.abs(out - ref).max() < 1e-5
@@ -52,8 +52,7 @@ def test_tiled_equals_untiled(alpha: int, blocks: int) -> None:
     assert np.std(ref) > 1e-3
     # a halo below the receptive field is measurably different (the test can fail)
     with pytest.warns(ModelWarning, match="below the network's receptive field"):
-        short = superresolve(lr, m, tile=tile, overlap=1, device="cpu", probabilities=True,
-                             precision="fp32")
+        short = superresolve(lr, m, tile=tile, overlap=1, device="cpu", probabilities=True)
     assert np.abs(short - ref).max() > 1e-4
 
 
@@ -65,7 +64,7 @@ def test_tiled_equals_untiled_three_channels() -> None:
     stack = np.stack([lr.astype(np.float32), d0, d1])
     m = _model(2, inputs="diffu")
     ref = _untiled(m, stack)
-    out = superresolve(stack, m, tile=5, device="cpu", probabilities=True, precision="fp32")
+    out = superresolve(stack, m, tile=5, device="cpu", probabilities=True)
     assert np.abs(out - ref).max() < 1e-5
 
 
@@ -230,18 +229,15 @@ def test_diffu_model_computes_channels_along_its_own_axis() -> None:
     m = _model(2, inputs="diffu", axis=1)
     d = diffusion_channels(lr, axis=1, device="cpu")
     ref = _untiled(m, np.concatenate([lr[None].astype(np.float32), d]))
-    out = superresolve(lr, m, tile=4, device="cpu", probabilities=True,
-                       precision="fp32")  # axis=None: the model's
+    out = superresolve(lr, m, tile=4, device="cpu", probabilities=True)  # axis=None: the model's
     assert np.abs(out - ref).max() < 1e-5
-    same = superresolve(lr, m, tile=4, axis=1, device="cpu", probabilities=True,
-                        precision="fp32")
+    same = superresolve(lr, m, tile=4, axis=1, device="cpu", probabilities=True)
     np.testing.assert_array_equal(same, out)
     with pytest.raises(ConfigError, match=r"solved along axis 1 .* axis=0 was requested"):
         superresolve(lr, m, tile=4, axis=0, device="cpu")
     # the axis matters: the same weights fed axis-0 channels give another result
     m0 = SRModel(m.network, alpha=2, inputs="diffu", threshold=0.5, transport_axis=0)
-    other_axis = superresolve(lr, m0, tile=4, device="cpu", probabilities=True,
-                              precision="fp32")
+    other_axis = superresolve(lr, m0, tile=4, device="cpu", probabilities=True)
     assert np.abs(other_axis - ref).max() > 1e-4
 
 
@@ -292,3 +288,113 @@ def test_threshold_override_and_overlap_warning() -> None:
     assert m.threshold == 0.5  # the model itself is unchanged
     with pytest.warns(ModelWarning, match="below the network's receptive field"):
         superresolve(lr, m, tile=3, overlap=1, device="cpu")
+
+
+# ---- fast inference: FastNetwork, precision, tile sizes, memory budget -----------------------
+
+
+@pytest.mark.parametrize(("alpha", "kw"), [
+    (2, {"channels": 8, "blocks": 2}), (4, {"channels": 8, "blocks": 1, "taper": True}),
+    (8, {"channels": 8, "blocks": 1, "taper": True, "res_scale": 0.3}),
+    (2, {"channels": 4, "blocks": 1, "out_channels": 3}),
+    (4, {"channels": 4, "blocks": 0, "in_channels": 3, "out_channels": 3})])
+def test_fast_network_equals_forward(alpha: int, kw: dict) -> None:
+    from twinsr.sr.runtime import FastNetwork
+
+    torch.manual_seed(alpha)
+    cin = kw.pop("in_channels", 1)
+    net = SRResNet3d(cin, alpha, **kw).eval()
+    x = torch.rand(1, cin, 5, 4, 6)
+    fast = FastNetwork(net, device="cpu", precision="fp32")
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    with torch.no_grad():
+        ref = net(x)
+        got = fast.upsample(fast.features(x))
+    assert got.dtype == torch.float32 and got.shape == ref.shape
+    assert torch.allclose(got, ref, atol=1e-5)
+    assert fast.feature_halo + fast.upsample_halo == net.halo
+    for k, v in net.state_dict().items():  # the network itself is untouched (dtype, layout)
+        assert torch.equal(v, before[k]) and v.dtype == torch.float32
+
+
+def test_precision_option_and_native_detection() -> None:
+    from twinsr.sr.runtime import native_bf16, resolve_precision
+
+    flags: set[str] = set()
+    with open("/proc/cpuinfo") as fh:
+        for line in fh:
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    expected = bool(flags & {"avx512_bf16", "amx_bf16"}) and torch.backends.mkldnn.is_available()
+    assert native_bf16("cpu") == expected
+    assert resolve_precision("auto", "cpu") == ("bf16" if expected else "fp32")
+    lr = (np.random.default_rng(7).random((6, 6, 6)) < 0.5).astype(np.uint8)
+    with pytest.raises(ConfigError, match=r"`precision` must be one of \('auto', 'fp32', 'bf16'\)"):
+        superresolve(lr, _model(2), precision="fp16", device="cpu")
+
+
+def test_bf16_is_close_to_fp32_and_tile_independent() -> None:
+    rng = np.random.default_rng(5)
+    lr = (rng.random((10, 9, 11)) < 0.5).astype(np.uint8)
+    m = _model(2, blocks=2)
+    p32 = superresolve(lr, m, probabilities=True, precision="fp32", device="cpu")
+    p16 = superresolve(lr, m, probabilities=True, precision="bf16", device="cpu")
+    diff = np.abs(p16 - p32)  # (a random network with large weights: the worst case)
+    assert 0 < diff.max() < 0.1 and diff.mean() < 0.01  # bf16 is really used, and stays close
+    assert np.mean((p16 >= 0.5) == (p32 >= 0.5)) > 0.99
+    ref16 = superresolve(lr, m, precision="bf16", device="cpu")
+    np.testing.assert_array_equal(ref16, (p16 >= 0.5).astype(np.uint8))
+    for prec, ref in (("fp32", p32), ("bf16", p16)):  # a tile-size sweep gives the same output
+        binary = (ref >= 0.5).astype(np.uint8)
+        for tile in (4, 7):
+            got = superresolve(lr, m, probabilities=True, precision=prec, tile=tile,
+                               device="cpu")
+            np.testing.assert_allclose(got, ref, atol=1e-5, err_msg=f"{prec} tile={tile}")
+            np.testing.assert_array_equal(
+                superresolve(lr, m, precision=prec, tile=tile, device="cpu"), binary)
+
+
+def test_auto_precision_probes_agreement(monkeypatch: pytest.MonkeyPatch) -> None:
+    import twinsr.sr.engine as engine
+    from twinsr.sr.runtime import native_bf16
+
+    rng = np.random.default_rng(6)
+    lr = (rng.random((10, 9, 8)) < 0.5).astype(np.uint8)
+    m = _model(2)
+    p32 = superresolve(lr, m, probabilities=True, precision="fp32", device="cpu")
+    p16 = superresolve(lr, m, probabilities=True, precision="bf16", device="cpu")
+    # small outputs run in float32 whatever the hardware
+    np.testing.assert_array_equal(superresolve(lr, m, probabilities=True, device="cpu"), p32)
+    read = lambda sl: [lr[sl]]  # noqa: E731
+    assert engine.choose_precision("auto", m, lr.shape, read, device="cpu") == "fp32"
+    monkeypatch.setattr(engine, "PROBE_MIN_OUTPUT", 0)
+    monkeypatch.setattr(engine, "PROBE_AGREEMENT", 2.0)  # no probe can pass
+    assert engine.choose_precision("auto", m, lr.shape, read, device="cpu") == "fp32"
+    np.testing.assert_array_equal(superresolve(lr, m, probabilities=True, device="cpu"), p32)
+    monkeypatch.setattr(engine, "PROBE_AGREEMENT", 0.0)  # every probe passes
+    want = "bf16" if native_bf16("cpu") else "fp32"
+    assert engine.choose_precision("auto", m, lr.shape, read, device="cpu") == want
+    auto = superresolve(lr, m, probabilities=True, device="cpu")
+    np.testing.assert_array_equal(auto, p16 if want == "bf16" else p32)
+    agree = engine.bf16_agreement(m, [lr], device="cpu")
+    assert agree == pytest.approx(np.mean((p16 >= 0.5) == (p32 >= 0.5)), abs=1e-9)
+
+
+def test_memory_budget_sets_the_tiles() -> None:
+    from twinsr.exceptions import MemoryBudgetError
+
+    rng = np.random.default_rng(8)
+    lr = (rng.random((30, 28, 26)) < 0.5).astype(np.uint8)
+    m = _model(2, blocks=1)
+    ref = superresolve(lr, m, probabilities=True, precision="fp32", device="cpu")
+    ticks: list[tuple[int, int]] = []
+    small = superresolve(lr, m, probabilities=True, precision="fp32", device="cpu",
+                         memory_budget=2**22, progress=lambda d, t: ticks.append((d, t)))
+    assert ticks[-1][1] == 8  # the budget forced 2 x 2 x 2 tiles of 19³ LR voxels
+    np.testing.assert_allclose(small, ref, atol=1e-5)
+    with pytest.raises(ConfigError, match="`memory_budget` must be an integer number of bytes"):
+        superresolve(lr, m, memory_budget=1000, device="cpu")
+    big = SRModel(SRResNet3d(1, 8, channels=64, blocks=8), threshold=0.5)
+    with pytest.raises(MemoryBudgetError, match="raise `memory_budget`"):
+        superresolve(lr, big, memory_budget=2**21, device="cpu")

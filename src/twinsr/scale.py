@@ -159,8 +159,9 @@ def superresolve_zarr(
         Called after every block (local schedulers).
     precision : {"auto", "fp32", "bf16"}
         Arithmetic of the network, as in :func:`twinsr.sr.superresolve` ("auto": bfloat16 where
-        the hardware supports it natively). Recorded in the settings: a run is resumed only with
-        the same resolved precision.
+        the hardware supports it natively and a probe on the central crop keeps the thresholded
+        output; the same decision as in memory). Recorded in the settings: a run is resumed only
+        with the same resolved precision.
     tta : {1, 8, 48}
         Test-time augmentation, as in :func:`twinsr.sr.superresolve` (the halo grows by one LR
         voxel).
@@ -210,9 +211,10 @@ def superresolve_zarr(
     import zarr
 
     from twinsr.io import _normalize_voxel_size
-    from twinsr.sr.engine import TileEngine, check_memory_budget
+    from twinsr.sr.engine import TileEngine, check_memory_budget, choose_precision
     from twinsr.sr.infer import as_model
-    from twinsr.sr.tta import check_tta
+    from twinsr.sr.runtime import resolve_precision
+    from twinsr.sr.tta import check_tta, tta_symmetries
 
     model, axis = as_model(model, threshold=threshold, axis=axis, binarise=not probabilities)
     tta = check_tta(tta)
@@ -222,13 +224,16 @@ def superresolve_zarr(
     unc_out = _check_outputs(out, uncertainty_out, tta)
     dev = resolve_device(device)
     budget = check_memory_budget(memory_budget, dev)
-    engine = TileEngine(model, device=dev, precision=precision, tta=tta,
-                        uncertainty=unc_out is not None)
+    resolve_precision(precision, dev)  # refuse a bad value before any work
     partial = out.with_name(out.name + ".partial")
     unc_partial = None if unc_out is None else unc_out.with_name(unc_out.name + ".partial")
     with contextlib.ExitStack() as files:  # HDF5 inputs stay open while the blocks are computed
         chans, index = _input_stack(_lazy_lr(lr, key, files), model, axis, device,
-                                    engine.symmetries)
+                                    tta_symmetries(tta))
+        prec = choose_precision(precision, model, chans.shape[1:], lambda sl: list(
+            np.asarray(chans[(list(index[0]), *sl)])), device=dev)
+        engine = TileEngine(model, device=dev, precision=prec, tta=tta,
+                            uncertainty=unc_out is not None)
         a, halo = model.alpha, engine.halo
         chunk = max(int(chunk), halo)  # dask's overlap needs blocks at least as deep as the halo
         chans = chans.rechunk((chans.shape[0],

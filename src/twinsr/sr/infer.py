@@ -31,8 +31,15 @@ from twinsr._validation import (
 )
 from twinsr.exceptions import ConfigError, ModelWarning, VolumeError
 from twinsr.sr.bundle import SRModel, load_model
-from twinsr.sr.engine import TileEngine, TileOutput, TilePlan, check_memory_budget
+from twinsr.sr.engine import (
+    TileEngine,
+    TileOutput,
+    TilePlan,
+    check_memory_budget,
+    choose_precision,
+)
 from twinsr.sr.network import SRResNet3d
+from twinsr.sr.runtime import resolve_precision
 from twinsr.sr.symmetry import Symmetry
 from twinsr.sr.tta import IDENTITY, check_tta, tta_input_channels
 
@@ -199,11 +206,14 @@ def superresolve(
         (``out_channels=3``, spec §4), for the transport axis the model was trained on
         (``tta=1`` only).
     precision : {"auto", "fp32", "bf16"}
-        Arithmetic of the network. "auto" (default): bfloat16 where the hardware runs it natively
-        (:func:`twinsr.sr.runtime.native_bf16`: CUDA GPUs with bf16, CPUs with AVX-512 BF16 or
-        AMX), else float32. bfloat16 changes probabilities by about 1e-3 and the thresholded
-        output on well under 1e-4 of the voxels of a trained model (see BENCHMARKS.md); pass
-        "fp32" for results equal to the plain float32 forward to round-off.
+        Arithmetic of the network. "fp32": equal to the plain float32 forward to round-off.
+        "bf16": bfloat16 weights and activations, about 2× faster where the hardware runs it
+        natively (:func:`twinsr.sr.runtime.native_bf16`: CUDA GPUs with bf16, CPUs with
+        AVX-512 BF16 or AMX); probabilities change by up to ~1e-2 and the thresholded output on
+        ~1e-4 of the voxels (more for less confident models). "auto" (default): bf16 where it is
+        native, the output has more than 8 M voxels and a probe on the central crop finds the
+        thresholded bf16 output equal to fp32 on >= 99.995 % of its voxels; else fp32
+        (:func:`twinsr.sr.engine.choose_precision`).
     tta : {1, 8, 48}
         Test-time augmentation: average the probabilities over the identity (1), the 8 axis
         reflections (8) or all 48 cube symmetries (48), each run on the transformed input and
@@ -275,26 +285,35 @@ def superresolve(
     _check_options(model, tile=tile, overlap=overlap, tta=tta, return_solution=return_solution,
                    return_uncertainty=return_uncertainty)
     dev = resolve_device(device)
+    resolve_precision(precision, dev)  # refuse a bad value before any work
     budget = check_memory_budget(memory_budget, dev)
-    engine = TileEngine(model, device=dev, precision=precision, tta=tta,
-                        solution=return_solution, uncertainty=return_uncertainty)
+    opts = {"device": dev, "tta": tta, "solution": return_solution,
+            "uncertainty": return_uncertainty}
+    engine = TileEngine(model, precision="fp32", **opts)  # bf16 needs less: plan for fp32
     if overlap is not None and overlap < engine.halo:
         warnings.warn(f"overlap={overlap} is below the network's receptive field ({engine.halo} "
                       "LR voxels): tiles will differ from untiled inference near their borders; "
                       "leave overlap unset for the exact result", ModelWarning, stacklevel=2)
     parsed = _parse_input(lr, model.in_channels)
     shape = (parsed[0] if isinstance(parsed, list) else parsed).shape
-    plan = engine.plan(shape, budget=budget, tile=None if tile is None else int(tile),
-                       halo=overlap)
+    halo = engine.halo if overlap is None else int(overlap)
+    big = max(shape) if tile is None else int(tile)
+    work = min(float(budget), engine.tile_bytes(shape, big, big + 1, halo))
     n_out = int(np.prod([model.alpha * s for s in shape], dtype=np.int64))
     per_voxel = ((4 if probabilities else 1) + (8 if return_solution else 0)
                  + (4 if return_uncertainty else 0))
-    check_memory(n_out * per_voxel + plan.peak_bytes,
+    check_memory(n_out * per_voxel + work,
                  "the super-resolved volume" + (" and its solution" if return_solution else "")
                  + (" and uncertainty" if return_uncertainty else "") + " with one tile's "
-                 f"working memory ({plan.peak_bytes / 2**30:.2f} GiB; lower `memory_budget` or "
-                 "`tile` to shrink it)")
+                 f"working memory ({work / 2**30:.2f} GiB; lower `memory_budget` or `tile` to "
+                 "shrink it)")
     chans, index = network_inputs(parsed, model, engine.symmetries, axis=axis, device=device)
+    prec = choose_precision(precision, model, shape, lambda sl: [chans[i][sl] for i in index[0]],
+                            device=dev)
+    if prec != "fp32":
+        engine = TileEngine(model, precision=prec, **opts)
+    plan = engine.plan(shape, budget=budget, tile=None if tile is None else int(tile),
+                       halo=overlap)
     out_shape = tuple(model.alpha * s for s in shape)
     out = np.empty(out_shape, dtype=np.float32 if probabilities else np.uint8)
     unc = np.empty(out_shape, dtype=np.float32) if return_uncertainty else None
