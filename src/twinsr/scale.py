@@ -23,6 +23,11 @@ Memory: the LR input channels are held in memory for models with diffusion input
 solve is global; LR is α³ times smaller than HR); binary models read the LR lazily as above.
 As for :func:`twinsr.sr.superresolve`, the diffusion channels are solved along the model's own
 transport axis (:class:`twinsr.sr.ModelSpec`); an explicit ``axis`` that disagrees is refused.
+
+Each block runs through the same engine as in-memory inference (:mod:`twinsr.sr.engine`): the
+same precision (``"auto"`` decides once per volume, on the same central crop), test-time
+augmentation (``tta``, with the uncertainty written to a second store, ``uncertainty_out``), so
+the stores equal :func:`twinsr.sr.superresolve` of the whole volume.
 """
 
 from __future__ import annotations

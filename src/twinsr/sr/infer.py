@@ -1,15 +1,32 @@
 """Tiled super-resolution of binary volumes of any size (spec §2.2, §3).
 
 The LR volume is cut into ``tile³`` cores; each core is extended by a halo of ``overlap`` LR
-voxels (default: the network's receptive-field bound :attr:`SRModel.halo`), run through the
-network, and only the core's HR part is kept. Every convolution is zero-padded and the halo covers
-the receptive field, so the result equals untiled inference (to float32 round-off) while the
-network's working memory depends on the tile, not on the volume. At the volume's border the
-extended tile stops at the border, where untiled inference sees the same zero padding.
+voxels (default: the network's receptive-field bound :attr:`SRModel.halo`, +1 with TTA), run
+through the network, and only the core's HR part is kept. Every convolution is zero-padded and
+the halo covers the receptive field, so the result equals untiled inference (to float round-off)
+while the network's working memory depends on the tile, not on the volume. At the volume's border
+the extended tile stops at the border, where untiled inference sees the same zero padding. The
+tile is chosen from a memory budget (the whole volume when it fits); inside a tile the LR features
+are computed once and the large HR tensors in small pieces (:mod:`twinsr.sr.engine`), with the
+network in a fast inference form (:mod:`twinsr.sr.runtime`: channels-last layout, the tail fused
+with the last voxel shuffle, float32 or bfloat16).
+
+Test-time augmentation (``tta=8`` or ``48``, :mod:`twinsr.sr.tta`) averages the probabilities
+over cube symmetries of the input, each output mapped back with the sampling convention
+I_LR(j) = I_HR(α·j); their spread is the uncertainty (``return_uncertainty=True``).
 
 What the network is fed follows its :class:`~twinsr.sr.bundle.ModelSpec`: for a diffusion-input
 model the diffusion channels are solved along the model's own transport axis (an explicit
-``axis`` that disagrees is refused).
+``axis`` that disagrees is refused) — with TTA once per input axis that a symmetry maps onto it.
+
+Examples
+--------
+>>> m = SRModel(SRResNet3d(1, 2, channels=4, blocks=1), threshold=0.5)
+>>> lr = (np.indices((6, 6, 6)).sum(0) % 3 == 0).astype(np.uint8)
+>>> p = superresolve(lr, m, probabilities=True, precision="fp32", device="cpu")
+>>> bool(np.allclose(superresolve(lr, m, probabilities=True, precision="fp32", tile=2,
+...                               device="cpu"), p, atol=1e-5))
+True
 """
 
 from __future__ import annotations
