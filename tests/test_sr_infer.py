@@ -317,6 +317,30 @@ def test_fast_network_equals_forward(alpha: int, kw: dict) -> None:
         assert torch.equal(v, before[k]) and v.dtype == torch.float32
 
 
+@pytest.mark.parametrize("alpha", [2, 4, 8])
+def test_upsample_box_equals_the_slice_of_the_whole(alpha: int) -> None:
+    """Pieces of the HR outputs (each stage on the region its successor reads) equal the
+    corresponding part of the whole tile's outputs, at borders and inside."""
+    from twinsr.sr.runtime import FastNetwork
+
+    torch.manual_seed(alpha)
+    net = SRResNet3d(1, alpha, channels=8, blocks=1, taper=True, out_channels=3).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(2.0)
+    fast = FastNetwork(net, device="cpu", precision="fp32")
+    with torch.no_grad():
+        h = fast.features(torch.rand(1, 1, 9, 8, 7))
+        whole = fast.upsample(h)
+        assert whole.shape == (1, 3, 9 * alpha, 8 * alpha, 7 * alpha)
+        for box in ([(0, 3), (0, 8), (2, 7)], [(4, 5), (3, 6), (0, 1)], [(6, 9), (7, 8), (1, 7)]):
+            got = fast.upsample_box(h, box)
+            ref = whole[(slice(None), slice(None),
+                         *(slice(alpha * lo, alpha * hi) for lo, hi in box))]
+            assert got.shape == ref.shape
+            assert torch.allclose(got, ref, atol=1e-5), box
+
+
 def test_precision_option_and_native_detection() -> None:
     from twinsr.sr.runtime import native_bf16, resolve_precision
 
@@ -390,8 +414,8 @@ def test_memory_budget_sets_the_tiles() -> None:
     ref = superresolve(lr, m, probabilities=True, precision="fp32", device="cpu")
     ticks: list[tuple[int, int]] = []
     small = superresolve(lr, m, probabilities=True, precision="fp32", device="cpu",
-                         memory_budget=2**22, progress=lambda d, t: ticks.append((d, t)))
-    assert ticks[-1][1] == 8  # the budget forced 2 x 2 x 2 tiles of 19³ LR voxels
+                         memory_budget=3 * 2**20, progress=lambda d, t: ticks.append((d, t)))
+    assert ticks[-1][1] == 8  # the budget forced 2 x 2 x 2 tiles (of 16³ LR voxels)
     np.testing.assert_allclose(small, ref, atol=1e-5)
     with pytest.raises(ConfigError, match="`memory_budget` must be an integer number of bytes"):
         superresolve(lr, m, memory_budget=1000, device="cpu")

@@ -288,9 +288,8 @@ class TileEngine:
         n_hr = float(np.prod(core)) * self.alpha**3
         features = f.feature_bytes() * n_ext + 8.0 * f.in_channels * n_ext
         kept = f.channels * f.itemsize * n_ext
-        piece_lr = [min(sub, c + 1) for c in core]
-        pieces = (f.upsample_bytes() * float(np.prod([p + 2 * f.upsample_halo for p in piece_lr]))
-                  + 12.0 * self.alpha**3 * float(np.prod(piece_lr)))
+        piece = min(sub, max(core) + 1)
+        pieces = f.piece_bytes(piece) + 12.0 * self.alpha**3 * piece**3
         n_sym = len(self.symmetries)
         acc = n_hr * (4.0 if n_sym == 1 else 5.0 + (4.0 if self.uncertainty else 0.0))
         acc += n_hr * ((8.0 if self.solution else 0.0) + (4.0 if self.uncertainty else 0.0))
@@ -364,14 +363,9 @@ class TileEngine:
                core: Sequence[tuple[int, int]], ext: tuple[int, ...], acc: _Accumulator,
                sol: np.ndarray | None) -> None:
         """Compute the HR outputs of one LR box of the transformed tile and accumulate them."""
-        a, u = self.alpha, self.fast.upsample_halo
-        dims = feats.shape[2:]
-        reg = [(max(0, lo - u), min(int(n), hi + u)) for (lo, hi), n in zip(box, dims, strict=True)]
-        y = self.fast.upsample(feats[(slice(None), slice(None),
-                                      *(slice(lo, hi) for lo, hi in reg))])
-        crop = tuple(slice(a * (lo - rlo), a * (hi - rlo))
-                     for (lo, hi), (rlo, _) in zip(box, reg, strict=True))
-        p = torch.sigmoid(y[0, 0][crop]).cpu().numpy()
+        a = self.alpha
+        y = self.fast.upsample_box(feats, box)
+        p = torch.sigmoid(y[0, 0]).cpu().numpy()
         piece, origin = map_back(p, sym, [a * lo for lo, _ in box], ext, a)
         src, dst = [], []
         for d in range(3):
@@ -383,8 +377,7 @@ class TileEngine:
             dst.append(slice(s - lo, e - lo))
         acc.add(tuple(dst), piece[tuple(src)])
         if sol is not None:  # identity only (checked by the caller)
-            sol[(slice(None), *dst)] = y[0, 1:][(slice(None), *crop)].cpu().numpy()[
-                (slice(None), *src)]
+            sol[(slice(None), *dst)] = y[0, 1:].cpu().numpy()[(slice(None), *src)]
 
 
 def _pieces(sym: Symmetry, core: Sequence[tuple[int, int]], ext: tuple[int, ...],

@@ -5,10 +5,12 @@ not modified) in two parts, so that tiled inference can cut the work where it is
 
 * :meth:`FastNetwork.features` — head, residual body, mid convolution and global skip on the LR
   grid. Its receptive field is :attr:`FastNetwork.feature_halo` ``= 2·blocks + 2`` LR voxels.
-* :meth:`FastNetwork.upsample` — the up-sampling stages and the tail, from LR features to HR
-  outputs. Its receptive field is :attr:`FastNetwork.upsample_halo` ``= 1 + log2 α`` LR voxels,
-  so the large HR tensors can be computed in small pieces with a thin halo while the features are
-  computed once on a large tile (:mod:`twinsr.sr.infer`).
+* :meth:`FastNetwork.upsample_box` — the up-sampling stages and the tail, from LR features to
+  the HR outputs of any box of LR blocks. Every stage runs only on the region its successor
+  reads (±1 voxel of its own grid), so the large HR tensors are computed in small pieces with a
+  halo of a few fine voxels while the features are computed once on a large tile
+  (:mod:`twinsr.sr.engine`). The features are read within :attr:`FastNetwork.upsample_halo`
+  ``= 1 + log2 α`` LR voxels of the box (a bound; 2 suffice).
 
 Three changes make it faster than ``network.forward`` at equal results:
 
@@ -45,6 +47,7 @@ import functools
 import itertools
 import math
 import platform
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -303,14 +306,61 @@ class FastNetwork:
         Channel 0 is the solid logit; channels 1–2 (physics outputs) the solutions in (0, 1), as
         :meth:`SRResNet3d.forward` returns them.
         """
-        for w, b in self.up[:-1]:
-            h = shuffle_channels_last(torch.relu_(F.conv3d(h, w, b, padding=1)))
+        return self.upsample_box(h, [(0, int(n)) for n in h.shape[2:]])
+
+    def upsample_box(self, h: torch.Tensor, box: Sequence[tuple[int, int]]) -> torch.Tensor:
+        """The HR outputs of the LR blocks ``box`` (three (lo, hi)), from the features ``h`` of a
+        whole tile (zero padding at the tile's border, as :meth:`upsample` of all of ``h``).
+
+        Each stage is computed on the region its successor reads — the output region ±1 voxel of
+        that stage's own grid — so a piece costs a thin halo at the fine grids (±2 voxels of the
+        last grid before the tail) instead of whole LR voxels; the LR features are read within
+        2 LR voxels of ``box``.
+
+        Returns
+        -------
+        Tensor, float32, shape (N, out_channels, α·(hi − lo), ...)
+        """
+        k_last = len(self.up)
+        ext = self._extent(h, k_last - 1)
+        tgt = [(lo << (k_last - 1), hi << (k_last - 1)) for lo, hi in box]
+        need = _grow(tgt, ext)  # the last up-convolution's output, read by the fused tail
+        inp = _grow(need, ext)
+        x = self._grid(h, k_last - 1, inp)
         w, b = self.up[-1]
-        h = torch.relu_(F.conv3d(h, w, b, padding=1))
-        y = shuffle_channels_last(F.conv3d(h, *self.tail, padding=1)).float()
+        u = torch.relu_(F.conv3d(x, w, b, padding=1)[_crop(need, inp)])
+        y = shuffle_channels_last(F.conv3d(u, *self.tail, padding=1)[_crop(tgt, need)]).float()
         if self.out_channels == 1:
             return y
         return torch.cat([y[:, :1], torch.sigmoid(y[:, 1:])], dim=1)
+
+    def _extent(self, h: torch.Tensor, k: int) -> list[int]:
+        """Voxels per axis of grid ``k`` (0 = LR) for features ``h``."""
+        return [int(n) << k for n in h.shape[2:]]
+
+    def _grid(self, h: torch.Tensor, k: int, region: list[tuple[int, int]]) -> torch.Tensor:
+        """Features on grid ``k`` (after stage k's shuffle and ReLU) on ``region`` of that grid."""
+        if k == 0:
+            return h[(slice(None), slice(None), *(slice(lo, hi) for lo, hi in region))]
+        out = [(lo // 2, -(-hi // 2)) for lo, hi in region]  # stage-k conv output, grid k-1
+        inp = _grow(out, self._extent(h, k - 1))
+        w, b = self.up[k - 1]
+        y = torch.relu_(F.conv3d(self._grid(h, k - 1, inp), w, b, padding=1)[_crop(out, inp)])
+        fine = [(2 * lo, 2 * hi) for lo, hi in out]
+        return shuffle_channels_last(y)[_crop(region, fine)]
+
+    def piece_bytes(self, sub: int) -> float:
+        """Peak bytes of :meth:`upsample_box` for a ``sub³`` LR box (its float32 output included).
+
+        The last stage dominates: its input and output on the grid before the tail (box ±2 and ±1
+        voxels of that grid), the fused tail's output and the float32 HR outputs; the earlier
+        stages are smaller by 8× per stage (counted once more as a margin).
+        """
+        b, k_last = self.itemsize, len(self.up)
+        n = sub << (k_last - 1)
+        last = (self.widths[-2] * (n + 4) ** 3 + 8 * self.widths[-1] * (n + 2) ** 3) * b
+        tail = 8 * self.out_channels * n**3 * (2 * b + 8)
+        return 2.0 * last + tail
 
     @property
     def itemsize(self) -> int:
@@ -325,15 +375,14 @@ class FastNetwork:
         """
         return 4.0 * self.channels * self.itemsize + 8.0 * self.head_in
 
-    def upsample_bytes(self) -> float:
-        """Peak bytes per LR voxel of :meth:`upsample` (its output in float32 included).
 
-        Per stage: the convolution output (8·C_k channels) and its shuffled copy on the stage's
-        grid; the fused tail's output and the float32 HR outputs.
-        """
-        b, grid, peak = self.itemsize, 1.0, 0.0
-        for k in range(len(self.widths) - 1):
-            stage = 2 * 8 * self.widths[k + 1] * grid * b
-            peak = max(peak, self.widths[k] * grid * b + stage)
-            grid *= 8
-        return peak + self.out_channels * grid * (2 * b + 8)
+def _grow(region: Sequence[tuple[int, int]], extent: Sequence[int]) -> list[tuple[int, int]]:
+    """``region`` widened by one voxel per side, clipped to ``[0, extent)``."""
+    return [(max(0, lo - 1), min(int(n), hi + 1)) for (lo, hi), n in zip(region, extent,
+                                                                          strict=True)]
+
+
+def _crop(inner: Sequence[tuple[int, int]], outer: Sequence[tuple[int, int]]) -> tuple:
+    """Index of ``inner`` inside a tensor (N, C, ...) that holds ``outer``."""
+    return (slice(None), slice(None), *(slice(lo - olo, hi - olo)
+                                        for (lo, hi), (olo, _) in zip(inner, outer, strict=True)))
