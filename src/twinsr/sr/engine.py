@@ -79,6 +79,11 @@ def check_memory_budget(budget: object, device: str) -> int:
     ------
     ConfigError
         Not an integer, or below 1 MiB (a size in bytes, not GiB).
+
+    Examples
+    --------
+    >>> check_memory_budget(2**30, "cpu")
+    1073741824
     """
     if budget is None:
         return default_memory_budget(device)
@@ -157,10 +162,23 @@ def choose_precision(precision: str, model: SRModel, shape: Sequence[int],
     device : str
         A resolved device.
 
+    Returns
+    -------
+    str
+        "fp32" or "bf16".
+
     Raises
     ------
     ConfigError
         Unknown ``precision``.
+
+    Examples
+    --------
+    >>> from twinsr.sr.network import SRResNet3d
+    >>> m = SRModel(SRResNet3d(1, 2, channels=4, blocks=1), threshold=0.5)
+    >>> lr = np.zeros((16, 16, 16), np.uint8)  # small: float32 whatever the hardware
+    >>> choose_precision("auto", m, lr.shape, lambda sl: [lr[sl]], device="cpu")
+    'fp32'
     """
     resolved = resolve_precision(precision, device)
     if precision != "auto" or resolved == "fp32":
@@ -280,6 +298,11 @@ class TileEngine:
             LR volume shape (tiles are clipped to it).
         tile, sub, halo : int
             Core edge, piece edge and halo in LR voxels.
+
+        Returns
+        -------
+        float
+            max(features peak, kept features + one piece) + accumulators of the core.
         """
         f = self.fast
         ext = [min(tile + 2 * halo, int(n)) for n in shape]
@@ -306,6 +329,16 @@ class TileEngine:
         ------
         MemoryBudgetError
             Not even a one-voxel tile fits ``budget``.
+
+        Examples
+        --------
+        >>> from twinsr.sr.network import SRResNet3d
+        >>> eng = TileEngine(SRModel(SRResNet3d(1, 2, channels=4, blocks=1), threshold=0.5),
+        ...                  precision="fp32")
+        >>> eng.plan((40, 40, 40), budget=2**30).tile  # the whole volume fits
+        40
+        >>> eng.plan((40, 40, 40), budget=2**21).tile < 40
+        True
         """
         h = self.halo if halo is None else int(halo)
         big = max(int(n) for n in shape)
@@ -394,12 +427,12 @@ def _pieces(sym: Symmetry, core: Sequence[tuple[int, int]], ext: tuple[int, ...]
     return [[r0, r1, r2] for r0 in ranges[0] for r1 in ranges[1] for r2 in ranges[2]]
 
 
-def _largest(ok: object, upper: int) -> int:
+def _largest(ok: Callable[[int], bool], upper: int) -> int:
     """The largest n in [1, upper] with ok(n) (ok is monotone decreasing; ok(1) holds)."""
     lo, hi = 1, max(1, int(upper))
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if ok(mid):  # type: ignore[operator]
+        if ok(mid):
             lo = mid
         else:
             hi = mid - 1
