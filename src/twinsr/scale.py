@@ -140,8 +140,9 @@ def superresolve_zarr(
         Output ``.zarr`` store; array at the root, uint8 {0, 1} (or float32 probabilities),
         chunks of ``(α·chunk)³``, with the model's metadata and spec in the attributes.
     chunk : int
-        LR block edge (working memory per worker ≈ (chunk + 2·halo)³·α³·channels·4 bytes ×
-        the network width); raised to the halo if smaller.
+        LR block edge (the output's chunks are (α·chunk)³); raised to the halo if smaller.
+        Each block's features cost about ``4·channels·(2 or 4)`` bytes per LR voxel of the block
+        extended by the halo, which is recomputed per block: larger blocks are faster.
     key : str, optional
         Array name inside a Zarr group / HDF5 / npz input.
     device : str
@@ -175,8 +176,9 @@ def superresolve_zarr(
         transforms (float32, same shape and chunks as ``out``; needs ``tta`` 8 or 48). Written
         block by block with ``out`` and renamed to its final name just before ``out``.
     memory_budget : int, optional
-        Working memory in bytes of one block (see :func:`twinsr.sr.superresolve`); with
-        ``workers`` > 1 each thread holds one block.
+        Working memory in bytes of one block's HR pieces (see :func:`twinsr.sr.superresolve`;
+        the block itself is ``chunk``); with ``workers`` > 1 each thread holds one block, and
+        their total is checked against the available memory.
 
     Returns
     -------

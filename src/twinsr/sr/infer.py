@@ -274,7 +274,7 @@ def superresolve(
         ``model`` is a path to a missing, corrupt or foreign bundle.
     MemoryBudgetError
         The HR output (and uncertainty / solution) plus the working memory would not fit in
-        memory.
+        memory, or not even a one-voxel tile fits ``memory_budget``.
 
     Notes
     -----
