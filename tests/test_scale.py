@@ -55,7 +55,8 @@ def test_lazy_zarr_input_and_progress(tmp_path: Path, lr: np.ndarray) -> None:
     assert calls == [(1, 2), (2, 2)]
 
 
-def test_interrupted_run_resumes(tmp_path: Path, rng: np.random.Generator) -> None:
+def test_interrupted_run_resumes(tmp_path: Path, rng: np.random.Generator,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
     lr = (rng.random((20, 14, 13)) < 0.5).astype(np.uint8)  # blocks (6,6,8) x (6,8) x (6,7): 12
     m = _model()
     out = tmp_path / "sr.zarr"
@@ -70,14 +71,17 @@ def test_interrupted_run_resumes(tmp_path: Path, rng: np.random.Generator) -> No
     markers = list((tmp_path / "sr.zarr.partial" / ".twinsr-done").iterdir())
     assert 1 <= len(markers) < 12
     computed: list[int] = []
-    net_forward = m.network.forward
+    from twinsr.sr.engine import TileEngine
 
-    def counting_forward(x: torch.Tensor) -> torch.Tensor:
-        computed.append(1)
-        return net_forward(x)
+    engine_run = TileEngine.run
 
-    m.network.forward = counting_forward  # type: ignore[method-assign]
+    def counting_run(self: TileEngine, *args: object, **kwargs: object) -> object:
+        computed.append(1)  # one network run per block (the engine copies the weights)
+        return engine_run(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(TileEngine, "run", counting_run)
     superresolve_zarr(lr, m, out, chunk=6, device="cpu")
+    monkeypatch.undo()
     assert len(computed) == 12 - len(markers)  # finished blocks were not recomputed
     np.testing.assert_array_equal(read_volume(out), superresolve(lr, _model(), device="cpu"))
     assert not (tmp_path / "sr.zarr.partial").exists()
@@ -182,3 +186,14 @@ def test_axis_default_and_spec_in_output(tmp_path: Path, lr: np.ndarray) -> None
 
     with pytest.raises(ConfigError, match="solved along axis 2"):
         superresolve_zarr(lr, m2, tmp_path / "b.zarr", axis=1, device="cpu")
+
+
+def test_volume_thinner_than_the_halo(tmp_path: Path, rng: np.random.Generator) -> None:
+    """An axis thinner than the halo is one block without overlap (dask refuses a deeper one)."""
+    lr = (rng.random((3, 14, 13)) < 0.5).astype(np.uint8)
+    m = _model()
+    assert m.halo > lr.shape[0]
+    out = superresolve_zarr(lr, m, tmp_path / "t.zarr", chunk=6, device="cpu",
+                            probabilities=True)
+    np.testing.assert_allclose(read_volume(out), superresolve(lr, m, device="cpu",
+                                                              probabilities=True), atol=1e-5)

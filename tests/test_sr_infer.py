@@ -288,3 +288,137 @@ def test_threshold_override_and_overlap_warning() -> None:
     assert m.threshold == 0.5  # the model itself is unchanged
     with pytest.warns(ModelWarning, match="below the network's receptive field"):
         superresolve(lr, m, tile=3, overlap=1, device="cpu")
+
+
+# ---- fast inference: FastNetwork, precision, tile sizes, memory budget -----------------------
+
+
+@pytest.mark.parametrize(("alpha", "kw"), [
+    (2, {"channels": 8, "blocks": 2}), (4, {"channels": 8, "blocks": 1, "taper": True}),
+    (8, {"channels": 8, "blocks": 1, "taper": True, "res_scale": 0.3}),
+    (2, {"channels": 4, "blocks": 1, "out_channels": 3}),
+    (4, {"channels": 4, "blocks": 0, "in_channels": 3, "out_channels": 3})])
+def test_fast_network_equals_forward(alpha: int, kw: dict) -> None:
+    from twinsr.sr.runtime import FastNetwork
+
+    torch.manual_seed(alpha)
+    cin = kw.pop("in_channels", 1)
+    net = SRResNet3d(cin, alpha, **kw).eval()
+    x = torch.rand(1, cin, 5, 4, 6)
+    fast = FastNetwork(net, device="cpu", precision="fp32")
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    with torch.no_grad():
+        ref = net(x)
+        got = fast.upsample(fast.features(x))
+    assert got.dtype == torch.float32 and got.shape == ref.shape
+    assert torch.allclose(got, ref, atol=1e-5)
+    assert fast.feature_halo + fast.upsample_halo == net.halo
+    for k, v in net.state_dict().items():  # the network itself is untouched (dtype, layout)
+        assert torch.equal(v, before[k]) and v.dtype == torch.float32
+
+
+@pytest.mark.parametrize("alpha", [2, 4, 8])
+def test_upsample_box_equals_the_slice_of_the_whole(alpha: int) -> None:
+    """Pieces of the HR outputs (each stage on the region its successor reads) equal the
+    corresponding part of the whole tile's outputs, at borders and inside."""
+    from twinsr.sr.runtime import FastNetwork
+
+    torch.manual_seed(alpha)
+    net = SRResNet3d(1, alpha, channels=8, blocks=1, taper=True, out_channels=3).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(2.0)
+    fast = FastNetwork(net, device="cpu", precision="fp32")
+    with torch.no_grad():
+        h = fast.features(torch.rand(1, 1, 9, 8, 7))
+        whole = fast.upsample(h)
+        assert whole.shape == (1, 3, 9 * alpha, 8 * alpha, 7 * alpha)
+        for box in ([(0, 3), (0, 8), (2, 7)], [(4, 5), (3, 6), (0, 1)], [(6, 9), (7, 8), (1, 7)]):
+            got = fast.upsample_box(h, box)
+            ref = whole[(slice(None), slice(None),
+                         *(slice(alpha * lo, alpha * hi) for lo, hi in box))]
+            assert got.shape == ref.shape
+            assert torch.allclose(got, ref, atol=1e-5), box
+
+
+def test_precision_option_and_native_detection() -> None:
+    from twinsr.sr.runtime import native_bf16, resolve_precision
+
+    flags: set[str] = set()
+    with open("/proc/cpuinfo") as fh:
+        for line in fh:
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    expected = bool(flags & {"avx512_bf16", "amx_bf16"}) and torch.backends.mkldnn.is_available()
+    assert native_bf16("cpu") == expected
+    assert resolve_precision("auto", "cpu") == ("bf16" if expected else "fp32")
+    lr = (np.random.default_rng(7).random((6, 6, 6)) < 0.5).astype(np.uint8)
+    with pytest.raises(ConfigError, match=r"`precision` must be one of \('auto', 'fp32', 'bf16'\)"):
+        superresolve(lr, _model(2), precision="fp16", device="cpu")
+
+
+def test_bf16_is_close_to_fp32_and_tile_independent() -> None:
+    rng = np.random.default_rng(5)
+    lr = (rng.random((10, 9, 11)) < 0.5).astype(np.uint8)
+    m = _model(2, blocks=2)
+    p32 = superresolve(lr, m, probabilities=True, precision="fp32", device="cpu")
+    p16 = superresolve(lr, m, probabilities=True, precision="bf16", device="cpu")
+    diff = np.abs(p16 - p32)  # (a random network with large weights: the worst case)
+    assert 0 < diff.max() < 0.1 and diff.mean() < 0.01  # bf16 is really used, and stays close
+    assert np.mean((p16 >= 0.5) == (p32 >= 0.5)) > 0.99
+    ref16 = superresolve(lr, m, precision="bf16", device="cpu")
+    np.testing.assert_array_equal(ref16, (p16 >= 0.5).astype(np.uint8))
+    for prec, ref in (("fp32", p32), ("bf16", p16)):  # a tile-size sweep gives the same output
+        binary = (ref >= 0.5).astype(np.uint8)
+        for tile in (4, 7):
+            got = superresolve(lr, m, probabilities=True, precision=prec, tile=tile,
+                               device="cpu")
+            np.testing.assert_allclose(got, ref, atol=1e-5, err_msg=f"{prec} tile={tile}")
+            np.testing.assert_array_equal(
+                superresolve(lr, m, precision=prec, tile=tile, device="cpu"), binary)
+
+
+def test_auto_precision_probes_agreement(monkeypatch: pytest.MonkeyPatch) -> None:
+    import twinsr.sr.engine as engine
+    from twinsr.sr.runtime import native_bf16
+
+    rng = np.random.default_rng(6)
+    lr = (rng.random((10, 9, 8)) < 0.5).astype(np.uint8)
+    m = _model(2)
+    p32 = superresolve(lr, m, probabilities=True, precision="fp32", device="cpu")
+    p16 = superresolve(lr, m, probabilities=True, precision="bf16", device="cpu")
+    # small outputs run in float32 whatever the hardware
+    np.testing.assert_array_equal(superresolve(lr, m, probabilities=True, device="cpu"), p32)
+    read = lambda sl: [lr[sl]]  # noqa: E731
+    assert engine.choose_precision("auto", m, lr.shape, read, device="cpu") == "fp32"
+    monkeypatch.setattr(engine, "PROBE_MIN_OUTPUT", 0)
+    monkeypatch.setattr(engine, "PROBE_AGREEMENT", 2.0)  # no probe can pass
+    assert engine.choose_precision("auto", m, lr.shape, read, device="cpu") == "fp32"
+    np.testing.assert_array_equal(superresolve(lr, m, probabilities=True, device="cpu"), p32)
+    monkeypatch.setattr(engine, "PROBE_AGREEMENT", 0.0)  # every probe passes
+    want = "bf16" if native_bf16("cpu") else "fp32"
+    assert engine.choose_precision("auto", m, lr.shape, read, device="cpu") == want
+    auto = superresolve(lr, m, probabilities=True, device="cpu")
+    np.testing.assert_array_equal(auto, p16 if want == "bf16" else p32)
+    agree = engine.bf16_agreement(m, [lr], device="cpu")
+    assert agree == pytest.approx(np.mean((p16 >= 0.5) == (p32 >= 0.5)), abs=1e-9)
+
+
+def test_memory_budget_sets_the_tiles() -> None:
+    from twinsr.exceptions import MemoryBudgetError
+
+    rng = np.random.default_rng(8)
+    lr = (rng.random((30, 28, 26)) < 0.5).astype(np.uint8)
+    m = _model(2, blocks=1)
+    ref = superresolve(lr, m, probabilities=True, precision="fp32", device="cpu")
+    ticks: list[tuple[int, int]] = []
+    small = superresolve(lr, m, probabilities=True, precision="fp32", device="cpu",
+                         memory_budget=3 * 2**20, progress=lambda d, t: ticks.append((d, t)))
+    assert ticks[-1][1] == 8  # the budget forced 2 x 2 x 2 tiles (of 16³ LR voxels)
+    np.testing.assert_allclose(small, ref, atol=1e-5)
+    with pytest.raises(ConfigError, match="`memory_budget` must be an integer number of bytes"):
+        superresolve(lr, m, memory_budget=1000, device="cpu")
+    big = SRModel(SRResNet3d(1, 8, channels=64, blocks=8), threshold=0.5)
+    with pytest.raises(MemoryBudgetError, match="raise `memory_budget`"):
+        superresolve(lr, big, memory_budget=2**21, device="cpu")

@@ -46,8 +46,8 @@ def test_core_modules_never_import_physics() -> None:
 
 def test_modules_import_only_earlier_layers() -> None:
     """The order documented in twinsr/sr/__init__.py."""
-    order = ["targets", "symmetry", "network", "threshold", "data", "objectives", "config",
-             "database", "bundle", "infer", "train", "physics"]
+    order = ["targets", "symmetry", "network", "runtime", "tta", "threshold", "data", "objectives",
+             "config", "database", "bundle", "engine", "infer", "train", "physics"]
     graph = _sr_graph()
     assert sorted(graph) == sorted(order)
     for m, deps in graph.items():

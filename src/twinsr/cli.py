@@ -511,7 +511,9 @@ def superresolve(
     out: Annotated[str, typer.Option("-o", "--out", help="Output volume file.")],
     probabilities: Annotated[bool, typer.Option("--probabilities", help="Write float32 "
                                                 "probabilities of solid.")] = False,
-    tile: Annotated[int, typer.Option("--tile", help="LR tile edge in voxels.")] = 64,
+    tile: Annotated[int | None, typer.Option(
+        "--tile", help="LR tile edge in voxels (default: the largest that fits the memory "
+                       "budget; for a .zarr output the block edge, default 64).")] = None,
     axis: Annotated[int | None, typer.Option(
         "--axis", help="Transport axis of the diffusion channels; default the model's own "
                        "(refused if it disagrees).")] = None,
@@ -522,52 +524,82 @@ def superresolve(
                                                      "predicted HR pore/solid solution "
                                                      "(2, Z, Y, X) float32 here (models "
                                                      "trained with morph+diffu).")] = None,
+    tta: Annotated[int, typer.Option(
+        "--tta", help="Test-time augmentation: average over 1 (none), 8 (axis reflections) "
+                      "or 48 (all cube symmetries) transforms.")] = 1,
+    uncertainty_out: Annotated[str | None, typer.Option(
+        "--uncertainty-out", help="Also write the per-voxel spread (std) of the "
+                                  "probabilities across the --tta transforms (float32) here; "
+                                  "a .zarr path when --out is .zarr.")] = None,
+    precision: Annotated[str, typer.Option(
+        "--precision", help="auto (bf16 where the CPU/GPU supports it natively, else fp32), "
+                            "fp32 or bf16.")] = "auto",
 ) -> None:
     """Super-resolve a binary LR volume of any size with a trained model (tiled).
 
     An output ending in .zarr is written out of core, block by block (twinsr.scale): the HR
     volume never has to fit in memory, and an interrupted run resumes when rerun.
     """
+    from twinsr.exceptions import ConfigError
     from twinsr.io import read_metadata, read_volume, write_volume
     from twinsr.sr import load_model
     from twinsr.sr import superresolve as sr_fn
+    from twinsr.sr.runtime import resolve_precision
+    from twinsr.sr.tta import check_tta
 
+    check_tta(tta)
+    resolve_precision(precision, "cpu")  # refuse a bad --precision before reading anything
+    if uncertainty_out is not None and tta == 1:
+        raise ConfigError("--uncertainty-out needs --tta 8 or --tta 48: the uncertainty is the "
+                          "spread of the probabilities across the transforms")
+    if solution_out is not None and tta > 1:
+        raise ConfigError("--solution-out works with --tta 1 only (the solution of a "
+                          "transformed image solves another axis)")
     mdl = load_model(model)
     mdl.spec.resolve_axis(axis)  # refuse a disagreeing --axis before reading anything
     vs = read_metadata(lr, key=key).get("voxel_size")
-    if solution_out is not None and out.lower().rstrip("/").endswith(".zarr"):
-        from twinsr.exceptions import ConfigError
-
+    zarr_out = out.lower().rstrip("/").endswith(".zarr")
+    if solution_out is not None and zarr_out:
         raise ConfigError("--solution-out is not available with an out-of-core .zarr output; "
                           "write the HR volume to an in-memory format (.npy, .tif, ...)")
-    if out.lower().rstrip("/").endswith(".zarr"):
+    if zarr_out:
         from twinsr.scale import superresolve_zarr
 
         with progress_bar("superresolve (out of core)", total=None) as bar:
-            path = superresolve_zarr(lr, mdl, out, chunk=tile, key=key, device=device,
-                                     probabilities=probabilities, axis=axis, voxel_size=vs,
-                                     progress=lambda d, t: bar.set(d, total=t))
+            path = superresolve_zarr(lr, mdl, out, chunk=64 if tile is None else tile, key=key,
+                                     device=device, probabilities=probabilities, axis=axis,
+                                     voxel_size=vs, progress=lambda d, t: bar.set(d, total=t),
+                                     tta=tta, uncertainty_out=uncertainty_out,
+                                     precision=precision)
         echo_json({"output": str(path), "alpha": mdl.alpha, "threshold": mdl.threshold,
-                   "transport_axis": mdl.transport_axis})
+                   "transport_axis": mdl.transport_axis, "tta": tta,
+                   "uncertainty": uncertainty_out})
         return
     im = read_volume(lr, key=key)
     with progress_bar("superresolve", total=None) as bar:
         res = sr_fn(im, mdl, tile=tile, device=device, probabilities=probabilities, axis=axis,
                     progress=lambda d, t: bar.set(d, total=t),
-                    return_solution=solution_out is not None)
+                    return_solution=solution_out is not None, tta=tta,
+                    return_uncertainty=uncertainty_out is not None, precision=precision)
     new_vs = tuple(float(v) / mdl.alpha for v in vs) if vs else None
+    extra = res[1] if isinstance(res, tuple) else None
+    res = res[0] if isinstance(res, tuple) else res
     if solution_out is not None:
-        res, sol = res
-        write_volume(solution_out, sol, voxel_size=new_vs,
+        write_volume(solution_out, extra, voxel_size=new_vs,
                      metadata={"alpha": mdl.alpha, "channels": ["pore", "solid"],
                                "axis": mdl.transport_axis, "source": str(lr)})
+    if uncertainty_out is not None:
+        write_volume(uncertainty_out, extra, voxel_size=new_vs,
+                     metadata={"alpha": mdl.alpha, "tta": tta, "content": "std of the solid "
+                               "probability across the transforms", "source": str(lr)})
     path = write_volume(out, res, voxel_size=new_vs,
                         metadata={"alpha": mdl.alpha, "inputs": mdl.inputs,
                                   "threshold": mdl.threshold, "spec": mdl.spec.to_dict(),
-                                  "source": str(lr)})
+                                  "source": str(lr), "tta": tta})
     echo_json({"output": str(path), "shape": res.shape, "dtype": str(res.dtype),
                "alpha": mdl.alpha, "threshold": mdl.threshold,
-               "transport_axis": mdl.transport_axis})
+               "transport_axis": mdl.transport_axis, "tta": tta,
+               "uncertainty": uncertainty_out})
 
 
 # -- study (twinsr.study) --------------------------------------------------------------------

@@ -23,6 +23,11 @@ Memory: the LR input channels are held in memory for models with diffusion input
 solve is global; LR is α³ times smaller than HR); binary models read the LR lazily as above.
 As for :func:`twinsr.sr.superresolve`, the diffusion channels are solved along the model's own
 transport axis (:class:`twinsr.sr.ModelSpec`); an explicit ``axis`` that disagrees is refused.
+
+Each block runs through the same engine as in-memory inference (:mod:`twinsr.sr.engine`): the
+same precision (``"auto"`` decides once per volume, on the same central crop), test-time
+augmentation (``tta``, with the uncertainty written to a second store, ``uncertainty_out``), so
+the stores equal :func:`twinsr.sr.superresolve` of the whole volume.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from twinsr._validation import as_binary_volume, resolve_device
+from twinsr._validation import as_binary_volume, check_memory, resolve_device
 from twinsr.exceptions import VolumeError, VolumeFileError
 from twinsr.io import create_zarr_array, normalize_voxel_size, pick_array_key, read_volume
 
@@ -104,6 +109,10 @@ def superresolve_zarr(
     voxel_size: float | tuple[float, float, float] | None = None,
     unit: str = "um",
     progress: Callable[[int, int], None] | None = None,
+    precision: str = "auto",
+    tta: int = 1,
+    uncertainty_out: str | os.PathLike[str] | None = None,
+    memory_budget: int | None = None,
 ) -> Path:
     """Super-resolve ``lr`` by the model's α into a Zarr store, block by block, resumably.
 
@@ -120,8 +129,9 @@ def superresolve_zarr(
         Output ``.zarr`` store; array at the root, uint8 {0, 1} (or float32 probabilities),
         chunks of ``(α·chunk)³``, with the model's metadata and spec in the attributes.
     chunk : int
-        LR block edge (working memory per worker ≈ (chunk + 2·halo)³·α³·channels·4 bytes ×
-        the network width); raised to the halo if smaller.
+        LR block edge (the output's chunks are (α·chunk)³); raised to the halo if smaller.
+        Each block's features cost about ``4·channels·(2 or 4)`` bytes per LR voxel of the block
+        extended by the halo, which is recomputed per block: larger blocks are faster.
     key : str, optional
         Array name inside a Zarr group / HDF5 / npz input.
     device : str
@@ -142,6 +152,22 @@ def superresolve_zarr(
         Unit of ``voxel_size``.
     progress : callable(done, total), optional
         Called after every block (local schedulers).
+    precision : {"auto", "fp32", "bf16"}
+        Arithmetic of the network, as in :func:`twinsr.sr.superresolve` ("auto": bfloat16 where
+        the hardware supports it natively and a probe on the central crop keeps the thresholded
+        output; the same decision as in memory). Recorded in the settings: a run is resumed only
+        with the same resolved precision.
+    tta : {1, 8, 48}
+        Test-time augmentation, as in :func:`twinsr.sr.superresolve` (the halo grows by one LR
+        voxel).
+    uncertainty_out : path, optional
+        A second ``.zarr`` store for the per-voxel spread of the probabilities across the
+        transforms (float32, same shape and chunks as ``out``; needs ``tta`` 8 or 48). Written
+        block by block with ``out`` and renamed to its final name just before ``out``.
+    memory_budget : int, optional
+        Working memory in bytes of one block's HR pieces (see :func:`twinsr.sr.superresolve`;
+        the block itself is ``chunk``); with ``workers`` > 1 each thread holds one block, and
+        their total is checked against the available memory.
 
     Returns
     -------
@@ -156,7 +182,17 @@ def superresolve_zarr(
         ``out`` is not a ``.zarr`` path, or exists already; an unreadable input file.
     ConfigError
         ``axis`` disagrees with the model's transport axis; a bare network without the
-        ``threshold`` / ``axis`` it needs.
+        ``threshold`` / ``axis`` it needs; ``tta`` not in {1, 8, 48}; ``uncertainty_out`` with
+        ``tta=1``; unknown ``precision``.
+    MemoryBudgetError
+        One block's working memory does not fit ``memory_budget`` or the available memory.
+
+    Notes
+    -----
+    Peak memory: the LR input channels of a diffusion-input model (8 bytes per LR voxel and
+    (axis, direction) pair, see :func:`twinsr.sr.superresolve`), plus per worker one block's
+    working memory (inputs, features, HR pieces, TTA accumulators; checked before the run),
+    independent of the volume's size for binary-input models.
 
     Examples
     --------
@@ -170,63 +206,106 @@ def superresolve_zarr(
     """
     import zarr
 
+    from twinsr.sr.engine import TileEngine, check_memory_budget, choose_precision
     from twinsr.sr.infer import as_model
+    from twinsr.sr.runtime import resolve_precision
+    from twinsr.sr.tta import check_tta, tta_symmetries
 
     model, axis = as_model(model, threshold=threshold, axis=axis, binarise=not probabilities)
+    tta = check_tta(tta)
     if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
         raise VolumeError(f"`chunk` must be a positive integer (LR voxels), got {chunk!r}")
     out = Path(out)
-    if out.suffix.lower() != ".zarr":
-        raise VolumeFileError(f"`out` must be a .zarr store for out-of-core output, got {out.name}")
-    if out.exists():
-        raise VolumeFileError(f"{out} exists already; remove it or choose another output path")
+    unc_out = _check_outputs(out, uncertainty_out, tta)
     dev = resolve_device(device)
+    budget = check_memory_budget(memory_budget, dev)
+    resolve_precision(precision, dev)  # refuse a bad value before any work
     partial = out.with_name(out.name + ".partial")
+    unc_partial = None if unc_out is None else unc_out.with_name(unc_out.name + ".partial")
     with contextlib.ExitStack() as files:  # HDF5 inputs stay open while the blocks are computed
-        chans = _input_stack(_lazy_lr(lr, key, files), model, axis, device)
-        a, halo = model.alpha, model.halo
+        chans, index = _input_stack(_lazy_lr(lr, key, files), model, axis, device,
+                                    tta_symmetries(tta))
+        prec = choose_precision(precision, model, chans.shape[1:], lambda sl: list(
+            np.asarray(chans[(list(index[0]), *sl)])), device=dev)
+        engine = TileEngine(model, device=dev, precision=prec, tta=tta,
+                            uncertainty=unc_out is not None)
+        a, halo = model.alpha, engine.halo
         chunk = max(int(chunk), halo)  # dask's overlap needs blocks at least as deep as the halo
-        chans = chans.rechunk((model.in_channels,
+        chans = chans.rechunk((chans.shape[0],
                                *(_block_chunks(n, chunk, halo) for n in chans.shape[1:])))
+        plan = engine.plan(chans.shape[1:], budget=budget, tile=chunk + halo, halo=halo)
+        check_memory(plan.peak_bytes * max(1, int(workers)),
+                     f"one block of {chunk}³ LR voxels per worker (lower `chunk` or "
+                     "`memory_budget`)")
         settings = {"shape_lr": list(chans.shape[1:]), "alpha": a, "chunk": chunk,
                     "probabilities": bool(probabilities), "threshold": float(model.threshold),
                     "inputs": model.inputs, "axis": model.transport_axis,
-                    "weights": _fingerprint(model.network)}
+                    "weights": _fingerprint(model.network), "tta": tta,
+                    "precision": engine.fast.precision, "uncertainty": unc_out is not None}
         vs = normalize_voxel_size(voxel_size)
         attrs = {"model": model.metadata, "spec": model.spec.to_dict(), **settings,
                  "source": str(lr) if isinstance(lr, (str, os.PathLike)) else None,
                  "voxel_size": [v / a for v in vs] if vs else None, "unit": unit}
-        store = _open_partial(zarr, partial, settings, attrs,
-                              shape=tuple(a * s for s in chans.shape[1:]),
+        shape_hr = tuple(a * s for s in chans.shape[1:])
+        store = _open_partial(zarr, partial, settings, attrs, shape=shape_hr,
                               dtype=np.float32 if probabilities else np.uint8,
                               chunks=(a * chunk,) * 3)
-        _compute_blocks(chans, model, store, partial / _DONE, dev=dev,
+        unc_store = None if unc_partial is None else _open_partial(
+            zarr, unc_partial, settings, {**attrs, "content": "uncertainty"}, shape=shape_hr,
+            dtype=np.float32, chunks=(a * chunk,) * 3, markers=False)
+        _compute_blocks(chans, engine, index, plan.sub, store, unc_store, partial / _DONE,
                         probabilities=probabilities, workers=workers, progress=progress)
     shutil.rmtree(partial / _DONE)
     (partial / _SETTINGS).unlink()
+    if unc_partial is not None and unc_out is not None:
+        (unc_partial / _SETTINGS).unlink()
+        os.replace(unc_partial, unc_out)
     os.replace(partial, out)  # out does not exist (checked above): an atomic rename
     return out
 
 
-def _input_stack(x: Any, model: Any, axis: int | None, device: str) -> Any:
-    """The dask array (C, Z, Y, X) of network inputs for the lazy LR volume ``x``."""
+def _check_outputs(out: Path, uncertainty_out: object, tta: int) -> Path | None:
+    """Validate the output store(s); the uncertainty store's path or None."""
+    from twinsr.exceptions import ConfigError
+
+    stores = [out]
+    if uncertainty_out is not None:
+        if tta == 1:
+            raise ConfigError("`uncertainty_out` needs tta=8 or tta=48: the uncertainty is the "
+                              "spread of the probabilities across the transforms")
+        stores.append(Path(uncertainty_out))  # type: ignore[arg-type]
+        if stores[1].resolve() == out.resolve():
+            raise VolumeFileError(f"`uncertainty_out` must differ from `out` ({out})")
+    for name, p in zip(("out", "uncertainty_out"), stores, strict=False):
+        if p.suffix.lower() != ".zarr":
+            raise VolumeFileError(f"`{name}` must be a .zarr store for out-of-core output, "
+                                  f"got {p.name}")
+        if p.exists():
+            raise VolumeFileError(f"{p} exists already; remove it or choose another output path")
+    return stores[1] if len(stores) > 1 else None
+
+
+def _input_stack(x: Any, model: Any, axis: int | None, device: str,
+                 symmetries: Any) -> tuple[Any, tuple[tuple[int, ...], ...]]:
+    """The dask array (C, Z, Y, X) of network inputs for the lazy LR volume ``x``, and per TTA
+    symmetry the indices of its input channels (:func:`twinsr.sr.infer.network_inputs`)."""
     import dask.array as da
 
-    from twinsr.sr.infer import lr_input_channels
+    from twinsr.sr.infer import network_inputs
 
     if x.ndim != 3:
         raise VolumeError(f"`lr` must be 3-D, got ndim={x.ndim} (shape {x.shape})")
     if model.inputs == "bin":
         x = x.map_blocks(lambda b: as_binary_volume(b, "lr"), dtype=np.uint8)
-        return x[None].astype(np.float32)
+        return x[None].astype(np.float32), ((0,),) * len(symmetries)
     lr_np = as_binary_volume(np.asarray(x), "lr")  # diffusion channels are global
-    return da.from_array(np.stack([c.astype(np.float32) for c in
-                                   lr_input_channels(lr_np, model.inputs, axis=axis,
-                                                     device=device)]))
+    chans, index = network_inputs(lr_np, model, symmetries, axis=axis, device=device)
+    return da.from_array(np.stack([np.asarray(c, dtype=np.float32) for c in chans])), index
 
 
 def _open_partial(zarr: Any, partial: Path, settings: dict[str, Any], attrs: dict[str, Any], *,
-                  shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ...]) -> Any:
+                  shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ...],
+                  markers: bool = True) -> Any:
     """The output store of an interrupted run with the same settings, or a new one."""
     done_dir = partial / _DONE
     if partial.exists():
@@ -237,28 +316,28 @@ def _open_partial(zarr: Any, partial: Path, settings: dict[str, Any], attrs: dic
                 f"{partial} holds an interrupted run with other settings ({prev}); remove it "
                 "or rerun with the same model and options to resume"
             )
-        log.info("resuming %s: %d blocks done", partial, len(os.listdir(done_dir)))
+        if markers:
+            log.info("resuming %s: %d blocks done", partial, len(os.listdir(done_dir)))
         return zarr.open_array(str(partial), mode="r+")
     store = create_zarr_array(partial, shape=shape, dtype=dtype, chunks=chunks)
     store.attrs["twinsr_metadata"] = json.dumps(attrs, default=str)
-    done_dir.mkdir(parents=True, exist_ok=True)
+    if markers:
+        done_dir.mkdir(parents=True, exist_ok=True)
     (partial / _SETTINGS).write_text(json.dumps(settings))
     return store
 
 
-def _compute_blocks(chans: Any, model: Any, store: Any, done_dir: Path, *, dev: str,
-                    probabilities: bool, workers: int,
-                    progress: Callable[[int, int], None] | None) -> None:
-    """Run every block not yet marked done through the network and write its HR core."""
+def _compute_blocks(chans: Any, engine: Any, index: tuple[tuple[int, ...], ...], sub: int,
+                    store: Any, unc_store: Any, done_dir: Path, *, probabilities: bool,
+                    workers: int, progress: Callable[[int, int], None] | None) -> None:
+    """Run every block not yet marked done through the engine and write its HR core."""
     import dask
     import dask.array as da
-    import torch
 
-    a, halo = model.alpha, model.halo
+    a, halo = engine.alpha, engine.halo
     n_blocks = [len(c) for c in chans.chunks[1:]]
     total = int(np.prod(n_blocks))
-    net = model.network.to(dev).eval()
-    thr = float(model.threshold)
+    thr = float(engine.model.threshold)
     offsets = [np.concatenate([[0], np.cumsum(c)[:-1]]) for c in chans.chunks[1:]]
 
     def run_block(blk: np.ndarray, block_info: dict | None = None) -> np.ndarray:
@@ -269,19 +348,20 @@ def _compute_blocks(chans: Any, model: Any, store: Any, done_dir: Path, *, dev: 
         # interior sides were extended by `halo`; sides at the volume border were not
         lo_ext = [0 if i == 0 else halo for i in loc]
         hi_ext = [0 if i == n - 1 else halo for i, n in zip(loc, n_blocks, strict=True)]
-        with torch.inference_mode():
-            t = torch.from_numpy(np.ascontiguousarray(blk, dtype=np.float32))[None].to(dev)
-            p = torch.sigmoid(net(t))[0, 0]
-        core = tuple(slice(a * lo, p.shape[d] - a * hi)
-                     for d, (lo, hi) in enumerate(zip(lo_ext, hi_ext, strict=True)))
-        p = p[core]
-        res = p.float().cpu().numpy() if probabilities else (p >= thr).to(torch.uint8).cpu().numpy()
+        core = [(lo, n - hi) for lo, hi, n in zip(lo_ext, hi_ext, blk.shape[1:], strict=True)]
+        res = engine.run([blk[c] for c in range(blk.shape[0])], core, sub=sub, channels=index)
+        p = res.probabilities
         start = [a * int(off[i]) for off, i in zip(offsets, loc, strict=True)]
-        store[tuple(slice(s, s + n) for s, n in zip(start, res.shape, strict=True))] = res
+        dst = tuple(slice(s, s + n) for s, n in zip(start, p.shape, strict=True))
+        store[dst] = p if probabilities else (p >= thr).astype(np.uint8)
+        if unc_store is not None:
+            unc_store[dst] = res.uncertainty
         marker.touch()
         return np.ones((1, 1, 1, 1), np.uint8)
 
-    ext = da.overlap.overlap(chans, depth={0: 0, 1: halo, 2: halo, 3: halo}, boundary="none")
+    # an axis cut into one block has no neighbours (and may be thinner than the halo)
+    depth = {0: 0, **{d + 1: halo if n > 1 else 0 for d, n in enumerate(n_blocks)}}
+    ext = da.overlap.overlap(chans, depth=depth, boundary="none")
     flags = ext.map_blocks(run_block, dtype=np.uint8,
                            chunks=((1,), *((1,) * n for n in n_blocks)))
     if _distributed_client() is not None:

@@ -4,9 +4,11 @@ Importing this subpackage imports torch; ``import twinsr`` alone does not (it im
 ``twinsr.sr`` lazily on first use of one of these names).
 
 Layers (each module imports only modules listed before it): ``targets`` (the registry of
-target kinds) and ``symmetry`` (the cube group) are leaves; ``network``, ``threshold``;
-``data`` (crop sampling); ``objectives`` (losses; registers the target kind ``"morph"``);
-``config``, ``database``, ``bundle`` (weights + :class:`ModelSpec`); ``infer``; ``train``.
+target kinds) and ``symmetry`` (the cube group) are leaves; ``network``, ``runtime`` (the fast
+inference copy of a network), ``tta`` (test-time augmentation), ``threshold``; ``data`` (crop
+sampling); ``objectives`` (losses; registers the target kind ``"morph"``); ``config``,
+``database``, ``bundle`` (weights + :class:`ModelSpec`); ``engine`` (tiled inference);
+``infer``; ``train``.
 ``physics`` (the HR-solution outputs: :class:`SolutionCropSampler`, :func:`combined_loss`, the
 target kind ``"morph+diffu"``, :func:`solution_error`) builds on them and none of them imports
 it; importing this package imports it, so its target kind is always registered.
