@@ -38,10 +38,10 @@ from twinsr.sr.symmetry import (
     apply_symmetry,
     compose_symmetries,
     cube_symmetries,
-    floating_mask,
     reversed_input_axes,
     transform_solution,
 )
+from twinsr.transport.clusters import floating_mask
 
 __all__ = [
     "IDENTITY",
@@ -200,7 +200,7 @@ def solution_variant(lr: np.ndarray, sol: np.ndarray, *, axis: int, reverse: boo
     axis : int
     reverse : bool
     floating : ndarray of bool, optional
-        :func:`twinsr.sr.symmetry.floating_mask` of ``lr`` along ``axis`` (computed if None).
+        :func:`twinsr.transport.floating_mask` of ``lr`` along ``axis`` (computed if None).
 
     Returns
     -------
