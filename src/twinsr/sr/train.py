@@ -89,6 +89,7 @@ __all__ = [
     "TrainResult",
     "TrainState",
     "available_workers",
+    "check_nproc",
     "native_bf16",
     "train",
     "train_distributed",
@@ -382,6 +383,17 @@ def _identity(alpha: int, inputs: str, cfg: TrainConfig, axis: int | None) -> di
     return _jsonable(identity)
 
 
+def _split_batch(cfg: TrainConfig, alpha: int, world: int) -> int:
+    """The global batch at α, which must split evenly across ``world`` processes."""
+    batch = cfg.batch_for(alpha)
+    if batch % world:
+        raise ConfigError(f"the batch of {batch} crops at alpha={alpha} cannot be split evenly "
+                          f"across {world} training processes; choose a batch size divisible "
+                          f"by {world} (batch_size / batch_per_alpha) or another number of "
+                          "processes")
+    return batch
+
+
 def _check_objective(cfg: TrainConfig, db: Database) -> None:
     """Refuse objective terms that need the HR solution on a database without it."""
     flux_terms = needs_flux(cfg.objective)
@@ -402,12 +414,7 @@ def _setup(database: Database | str | os.PathLike[str], *, alpha: int, inputs: s
     kind = target_kind(cfg.targets)
     db = database if isinstance(database, Database) else open_database(database)
     dev = resolve_device(device)
-    batch = cfg.batch_for(alpha)
-    if batch % dist.world:
-        raise ConfigError(f"the batch of {batch} crops at alpha={alpha} cannot be split evenly "
-                          f"across {dist.world} training processes; choose a batch size "
-                          f"divisible by {dist.world} (batch_size / batch_per_alpha) or another "
-                          "number of processes")
+    batch = _split_batch(cfg, alpha, dist.world)
     _check_objective(cfg, db)
     objective = make_objective(cfg, kind)
     crop = cfg.crop_for(alpha)
@@ -1104,6 +1111,9 @@ def train_distributed(nproc: int, database: Database | str | os.PathLike[str],
                           "is set, e.g. by torchrun); run train() there, without nproc")
     if n == 1:
         return train(database, **kwargs)
+    cfg = kwargs.get("config")
+    _split_batch(cfg if isinstance(cfg, TrainConfig) else TrainConfig(),
+                 check_alpha(kwargs.get("alpha")), n)  # refused before spawning
     import torch.multiprocessing as tmp_mp
 
     with tempfile.TemporaryDirectory(prefix="twinsr-ddp-") as tmp:
@@ -1113,7 +1123,7 @@ def train_distributed(nproc: int, database: Database | str | os.PathLike[str],
         try:
             while not ctx.join():
                 pass
-        except tmp_mp.ProcessException as exc:
+        except (tmp_mp.ProcessRaisedException, tmp_mp.ProcessExitedException) as exc:
             err = _worker_error(Path(tmp), n)
             if err is not None:
                 raise err from None
