@@ -664,9 +664,25 @@ def _train_epoch(run: _Run, epoch: int, progress: ProgressFn | None) -> list[flo
     return losses
 
 
-def _prepare_model(run: _Run) -> None:
-    """Memory format, DistributedDataParallel and ``torch.compile`` of the training network."""
+def _channels_last_output(module: nn.Module, inputs: Any, output: Any) -> Any:
+    """Forward hook: a 5-D output in the channels-last 3-D format (a no-op if it is already)."""
+    if isinstance(output, torch.Tensor) and output.ndim == 5:
+        return output.contiguous(memory_format=torch.channels_last_3d)
+    return None
+
+
+def _prepare_model(run: _Run) -> list[Any]:
+    """Memory format, DistributedDataParallel and ``torch.compile`` of the training network.
+
+    With ``channels_last`` every leaf module's 5-D output is kept channels-last (layers such as
+    the voxel shuffle return the standard format, and mixing formats makes the element-wise
+    kernels of the backward pass slow); the hook handles are returned for removal.
+    """
     run.net.to(memory_format=run.memory_format)
+    hooks = []
+    if run.cfg.channels_last:
+        hooks = [m.register_forward_hook(_channels_last_output) for m in run.net.modules()
+                 if next(m.children(), None) is None]
     model: nn.Module = run.net
     if run.dist.active:
         from torch.nn.parallel import DistributedDataParallel
@@ -680,6 +696,7 @@ def _prepare_model(run: _Run) -> None:
         except Exception as exc:  # torch.compile missing or refusing this platform
             log.warning("torch.compile is unavailable (%s); training without compilation", exc)
     run.model = model
+    return hooks
 
 
 @contextlib.contextmanager
@@ -765,8 +782,18 @@ def _end_epoch(run: _Run, state: TrainState, entry: dict[str, Any], writer: Any)
 
 def _run_epochs(run: _Run, state: TrainState, progress: ProgressFn | None, t0: float) -> None:
     """Train until ``epochs``, early stopping or the time budget; checkpoint every epoch."""
+    hooks = _prepare_model(run)
+    try:
+        _epochs(run, state, progress, t0)
+    finally:
+        for h in hooks:
+            h.remove()
+        run.net.to(memory_format=torch.contiguous_format)
+
+
+def _epochs(run: _Run, state: TrainState, progress: ProgressFn | None, t0: float) -> None:
+    """The epoch loop of :func:`_run_epochs`."""
     cfg = run.cfg
-    _prepare_model(run)
     with _tensorboard(run.out, run.dist.main) as writer, _training_context(run, state):
         run.net.train()
         while not state.finished and not state.stopped(cfg.patience) and state.epoch < cfg.epochs:
@@ -790,7 +817,6 @@ def _run_epochs(run: _Run, state: TrainState, progress: ProgressFn | None, t0: f
                      " (best)" if improved else "")
             if out_of_time:
                 break
-    run.net.to(memory_format=torch.contiguous_format)
 
 
 def _fit_threshold(run: _Run) -> float:
