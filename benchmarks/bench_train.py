@@ -124,19 +124,28 @@ def equal_results(db: Any, alpha: int, steps: int, seeds: int, tmp: Path) -> lis
     crop = TrainConfig.preset("quick").crop_for(alpha)
     crops = CropSampler([(p.channels, p.hr) for p in pairs], alpha=alpha, crop=crop, rng=123,
                         augment=False).sample(16)
-    vals: dict[str, list[float]] = {"before": [], "new": []}
+    vals: dict[str, list[float]] = {"before": [], "new": [], "new2x": []}
+    cases = (("before", BEFORE, steps, 1), ("new", NEW, steps, 1),
+             ("new2x", NEW, max(1, steps // 2), 2))  # 2x batch, half the steps: the same crops
     for seed in range(seeds):
-        for name, settings in (("before", BEFORE), ("new", NEW)):
+        for name, settings, n_steps, factor in cases:
             out = tmp / f"eq_{alpha}_{name}_{seed}"
             res = train(db, alpha=alpha, out_dir=out, device="cpu",
-                        config=config(alpha, settings, steps=steps, seed=seed))
+                        config=config(alpha, settings, steps=n_steps, seed=seed,
+                                      batch_factor=factor))
             vals[name].append(val_bce(res.bundle_path, crops))
             shutil.rmtree(out, ignore_errors=True)
-    b, n = np.array(vals["before"]), np.array(vals["new"])
-    d = n - b
-    return [alpha, steps, seeds, f"{b.mean():.4f} ± {b.std(ddof=1) if seeds > 1 else 0:.4f}",
-            f"{n.mean():.4f} ± {n.std(ddof=1) if seeds > 1 else 0:.4f}",
-            f"{d.mean():+.4f} (min {d.min():+.4f}, max {d.max():+.4f})"]
+    b = np.array(vals["before"])
+
+    def spread(v: np.ndarray) -> str:
+        return f"{v.mean():.4f} ± {v.std(ddof=1) if len(v) > 1 else 0:.4f}"
+
+    def paired(v: np.ndarray) -> str:
+        d = v - b
+        return f"{d.mean():+.4f} (min {d.min():+.4f}, max {d.max():+.4f})"
+
+    n, n2 = np.array(vals["new"]), np.array(vals["new2x"])
+    return [alpha, steps, seeds, spread(b), spread(n), paired(n), spread(n2), paired(n2)]
 
 
 def throughput(db: Any, alpha: int, steps: int, tmp: Path, peaks: dict[str, float]) -> list[Any]:
@@ -188,7 +197,7 @@ def main() -> None:
     t1 = table(["α", "crop (LR → HR)", "batch", "before crops/s", "new crops/s", "speed-up",
                 "new, 2× batch crops/s", "GFLOP/s before", "GFLOP/s new"], rows_t)
     t2 = table(["α", "steps", "seeds", "val BCE before (fp32)", "val BCE new (bf16 defaults)",
-                "new − before (paired)"], rows_e)
+                "new − before (paired)", "new, 2× batch, ½ steps", "2× batch − before"], rows_e)
     text = (f"{head}\n\nBefore: float32, contiguous, crops on the main thread. New: the defaults "
             f"(precision auto = bf16 here, channels_last_3d, prefetch 2).\n\n{t1}\n\n"
             f"Validation BCE (float32 forward, 16 fixed held-out crops) after the same steps "

@@ -12,7 +12,8 @@ pore and the solid solution of the Laplace problem of :func:`twinsr.transport.di
   non-floating phase voxels (:func:`twinsr.sr.symmetry.transform_solution`), so every augmented
   pair still solves the same transport problem;
 * :func:`combined_loss` — BCE on the morphology + w · the MSE of the solutions, each voxel's error
-  taken in the channel of its TRUE HR phase;
+  taken in the channel of its TRUE HR phase (:func:`solution_loss`, per crop, is the target
+  kind's loss that training adds to the configured objective);
 * the target kind ``"morph+diffu"`` (registered with :mod:`twinsr.sr.targets` at import);
 * :func:`solution_error` — the error of a predicted HR solution against the solve on the true HR
   image: RMSE inside the true phase and the effective tortuosity implied by the predicted field.
@@ -82,6 +83,9 @@ class SolutionCropSampler(CropSampler):
     alpha, crop, rng, augment
         As for :class:`~twinsr.sr.data.CropSampler`; ``augment`` draws uniformly from the 16
         :func:`axis_symmetries` ``(axis)``.
+    flux : bool
+        Append the flux magnitude |∇u| of the HR solution as a 4th target channel (for the
+        ``"flux_bce"`` objective; :func:`twinsr.sr.data.flux_magnitude`).
 
     Raises
     ------

@@ -1049,6 +1049,11 @@ def check_nproc(nproc: object, device: str = "cpu") -> int:
     ------
     ConfigError
         Not an integer ≥ 1, or more than the CPU cores (device "cpu") or the CUDA devices.
+
+    Examples
+    --------
+    >>> check_nproc(1, "cpu")
+    1
     """
     if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
         raise ConfigError(f"`nproc` must be an integer >= 1, got {nproc!r}")
@@ -1130,6 +1135,13 @@ def train_distributed(nproc: int, database: Database | str | os.PathLike[str],
         A bad ``nproc``; already inside a ``torch.distributed`` job.
     TwinsrError, or the exception of a failed process
         Re-raised here (a twinsr error of any rank first).
+
+    Examples
+    --------
+    >>> res = train_distributed(2, "DB", alpha=2, out_dir="RUN",   # doctest: +SKIP
+    ...                         config=TrainConfig.preset("quick"), device="cpu")
+    >>> res.world_size                                             # doctest: +SKIP
+    2
     """
     n = check_nproc(nproc, str(kwargs.get("device", "auto")))
     if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
