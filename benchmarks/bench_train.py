@@ -3,11 +3,12 @@
 For α = 2, 4, 8, in one run (the machine is shared: compare the ratios of the same run):
 
 1. crops/s of real training steps (``twinsr.sr.train`` with the quick preset's crops and batch):
-   "before" = the settings of the previous release (float32, contiguous memory format, crops
-   drawn on the main thread) and "new" = the new defaults (``precision="auto"`` → bfloat16 on
-   this CPU, channels-last 3-D, a prefetch thread); a third column runs the new defaults with a
-   2× batch. A step's time is read between the progress callbacks of the timed steps, so it
-   includes sampling, forward, backward and Adam exactly as ``train`` runs them.
+   "before" = the settings of the previous release (float32, contiguous memory format) and
+   "new" = the new defaults (``precision="auto"`` → bfloat16 on this CPU, channels-last 3-D);
+   both draw crops on the main thread (the default on CPU: a prefetch thread was slower on 2
+   cores); a third column runs the new defaults with a 2× batch. A step's time is read
+   between the progress callbacks of the timed steps, so it includes sampling, forward,
+   backward and Adam exactly as ``train`` runs them.
 2. achieved GFLOP/s of the convolutions (forward + backward ≈ 3× the forward FLOPs, counted from
    the layer shapes) next to this machine's measured ``torch.matmul`` GFLOP/s in float32 and in
    bfloat16 (2048² matrices) — the practical limit.
@@ -198,8 +199,8 @@ def main() -> None:
                 "new, 2× batch crops/s", "GFLOP/s before", "GFLOP/s new"], rows_t)
     t2 = table(["α", "steps", "seeds", "val BCE before (fp32)", "val BCE new (bf16 defaults)",
                 "new − before (paired)", "new, 2× batch, ½ steps", "2× batch − before"], rows_e)
-    text = (f"{head}\n\nBefore: float32, contiguous, crops on the main thread. New: the defaults "
-            f"(precision auto = bf16 here, channels_last_3d, prefetch 2).\n\n{t1}\n\n"
+    text = (f"{head}\n\nBefore: float32, contiguous. New: the defaults (precision auto = bf16 "
+            f"here, channels_last_3d). Crops on the main thread in both.\n\n{t1}\n\n"
             f"Validation BCE (float32 forward, 16 fixed held-out crops) after the same steps "
             f"from the same seeds:\n\n{t2}\n")
     print(text)

@@ -345,16 +345,28 @@ def test_prefetch_precision_and_memory_format_change_nothing_but_speed(db: Datab
 
     base = _cfg(epochs=2, steps_per_epoch=3, precision="fp32")
     ref = train(db, alpha=2, out_dir=tmp_path / "ref", config=base, device="cpu")
-    sync = train(db, alpha=2, out_dir=tmp_path / "sync", device="cpu",
-                 config=_cfg(epochs=2, steps_per_epoch=3, precision="fp32", prefetch=0))
+    threaded = _cfg(epochs=2, steps_per_epoch=3, precision="fp32", prefetch=2)
+    sync = train(db, alpha=2, out_dir=tmp_path / "sync", device="cpu", config=threaded)
     assert [h["val_loss"] for h in sync.history] == [h["val_loss"] for h in ref.history]
     a = torch.load(tmp_path / "ref" / "checkpoint.pt", weights_only=True)
     b = torch.load(tmp_path / "sync" / "checkpoint.pt", weights_only=True)
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
         assert a["model"][k].is_contiguous()   # written in the standard memory format
-    # prefetch is not part of the run's identity: a run may resume with another setting
+    # prefetch is not part of the run's identity: a run may resume with another setting, and
+    # an interrupted run with a prefetch thread resumes exactly
     assert "prefetch" not in a["identity"] and a["identity"]["precision"] == "fp32"
+
+    def stop(epoch: int, step: int, loss: float, val: float | None) -> None:
+        if epoch == 2 and step == 1:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        train(db, alpha=2, out_dir=tmp_path / "cut", config=threaded, device="cpu",
+              progress=stop)
+    resumed = train(db, alpha=2, out_dir=tmp_path / "cut", config=base, device="cpu",
+                    resume=True)
+    assert [h["val_loss"] for h in resumed.history] == [h["val_loss"] for h in ref.history]
     contig = train(db, alpha=2, out_dir=tmp_path / "contig", device="cpu",
                    config=_cfg(epochs=2, steps_per_epoch=3, precision="fp32",
                                channels_last=False))

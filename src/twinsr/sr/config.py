@@ -86,8 +86,11 @@ class TrainConfig(BaseModel):
         Keep weights and activations in the channels-last 3-D memory format during training
         (faster convolutions on CPU; the bundle is written in the standard format).
     prefetch
-        Training batches prepared ahead by a background thread (0: on the main thread). The
-        crops of a step depend only on (seed, epoch, step), so this changes nothing but speed.
+        Training batches prepared ahead by a background thread (0: on the main thread; None,
+        the default: 2 on CUDA, 0 on CPU). The crops of a step depend only on (seed, epoch,
+        step), so this changes nothing but speed. On CPU drawing a batch takes ~1 ms against
+        steps of 50–500 ms, and a sampling thread slowed 2-core training down (it competes for
+        the interpreter lock and the cores with torch's threads), hence 0 there.
     compile
         ``torch.compile`` the training forward (falls back to eager, with a log message, where
         compilation is unavailable or fails); off by default: on 2-core CPUs its tens of
@@ -125,7 +128,7 @@ class TrainConfig(BaseModel):
     skeleton_smooth: float = Field(1.0, gt=0)
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     channels_last: bool = True
-    prefetch: int = Field(2, ge=0, le=64)
+    prefetch: int | None = Field(None, ge=0, le=64)
     compile: bool = False
 
     @field_validator("objective", mode="before")

@@ -13,12 +13,13 @@ the validation images and one model bundle with its :class:`~twinsr.sr.bundle.Mo
 Crops. Crop ``i`` of step ``k`` of epoch ``e`` is drawn from its own generator keyed by
 ``(seed, 1, e, k, i)`` (:meth:`twinsr.sr.data.CropSampler.sample_keyed`): the sample stream
 needs no state in the checkpoint, a background thread can prepare the next batches
-(``config.prefetch``) and ``W`` processes can share a global batch, rank ``r`` drawing crops
-``r·B/W … (r+1)·B/W − 1``.
+(``config.prefetch``, on by default on CUDA) and ``W`` processes can share a global batch,
+rank ``r`` drawing crops ``r·B/W … (r+1)·B/W − 1``.
 
 Speed (CPU). bfloat16 autocast where the CPU computes it natively (``config.precision``;
-float32 loss, master weights and Adam state), channels-last 3-D memory format, batches prepared
-off the main thread; ``torch.compile`` on request. ``benchmarks/bench_train.py`` measures them.
+float32 loss, master weights and Adam state), channels-last 3-D memory format (every layer's
+output kept channels-last); batches prepared off the main thread and ``torch.compile`` on
+request (neither paid off on 2 CPU cores). ``benchmarks/bench_train.py`` measures them.
 
 Several processes. :func:`train` run by every process of a ``torch.distributed`` job (launched
 by ``torchrun``, which sets ``RANK``/``WORLD_SIZE``/``MASTER_ADDR``; or by
@@ -618,8 +619,9 @@ def _batches(run: _Run, epoch: int) -> contextlib.AbstractContextManager[Iterato
         return _to_device(run, x, y)
 
     steps = range(1, cfg.steps_per_epoch + 1)
-    if cfg.prefetch > 0:
-        return _Prefetcher(make, steps, cfg.prefetch)
+    depth = cfg.prefetch if cfg.prefetch is not None else (2 if run.dev.startswith("cuda") else 0)
+    if depth > 0:
+        return _Prefetcher(make, steps, depth)
     return contextlib.nullcontext(make(s) for s in steps)
 
 
