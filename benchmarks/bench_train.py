@@ -8,7 +8,8 @@ For α = 2, 4, 8, in one run (the machine is shared: compare the ratios of the s
    both draw crops on the main thread (the default on CPU: a prefetch thread was slower on 2
    cores); a third column runs the new defaults with a 2× batch. A step's time is read
    between the progress callbacks of the timed steps, so it includes sampling, forward,
-   backward and Adam exactly as ``train`` runs them.
+   backward and Adam exactly as ``train`` runs them; the median step time over interleaved
+   repetitions (the machine is shared) is reported.
 2. achieved GFLOP/s of the convolutions (forward + backward ≈ 3× the forward FLOPs, counted from
    the layer shapes) next to this machine's measured ``torch.matmul`` GFLOP/s in float32 and in
    bfloat16 (2048² matrices) — the practical limit.
@@ -97,17 +98,17 @@ def config(alpha: int, settings: dict[str, Any], *, steps: int, seed: int,
     return TrainConfig.preset("quick", **over)
 
 
-def timed_run(db: Any, alpha: int, cfg: TrainConfig, out: Path, warmup: int) -> tuple[float, Any]:
-    """Seconds per step of the steps after ``warmup`` (between progress callbacks), result."""
+def timed_run(db: Any, alpha: int, cfg: TrainConfig, out: Path, warmup: int) -> np.ndarray:
+    """Seconds of each step after ``warmup`` (between progress callbacks)."""
     stamps: list[float] = []
 
     def progress(epoch: int, step: int, loss: float, val: float | None) -> None:
         if val is None:
             stamps.append(time.perf_counter())
 
-    res = train(db, alpha=alpha, out_dir=out, config=cfg, device="cpu", progress=progress)
+    train(db, alpha=alpha, out_dir=out, config=cfg, device="cpu", progress=progress)
     shutil.rmtree(out, ignore_errors=True)
-    return (stamps[-1] - stamps[warmup - 1]) / (len(stamps) - warmup), res
+    return np.diff(stamps[warmup - 1:])
 
 
 def val_bce(bundle: Path, crops: tuple[np.ndarray, np.ndarray]) -> float:
@@ -149,14 +150,19 @@ def equal_results(db: Any, alpha: int, steps: int, seeds: int, tmp: Path) -> lis
     return [alpha, steps, seeds, spread(b), spread(n), paired(n), spread(n2), paired(n2)]
 
 
-def throughput(db: Any, alpha: int, steps: int, tmp: Path, peaks: dict[str, float]) -> list[Any]:
+def throughput(db: Any, alpha: int, steps: int, reps: int, tmp: Path,
+               peaks: dict[str, float]) -> list[Any]:
+    """Median step time of each setting over ``reps`` interleaved runs of ``steps`` steps."""
     q = TrainConfig.preset("quick")
     crop, batch = q.crop_for(alpha), q.batch_for(alpha)
-    per = {}
-    for name, settings, factor in (("before", BEFORE, 1), ("new", NEW, 1), ("new2x", NEW, 2)):
-        cfg = config(alpha, settings, steps=steps + 3, seed=0, batch_factor=factor)
-        secs, _ = timed_run(db, alpha, cfg, tmp / f"tp_{alpha}_{name}", warmup=3)
-        per[name] = (secs, batch * factor)
+    cases = (("before", BEFORE, 1), ("new", NEW, 1), ("new2x", NEW, 2))
+    times: dict[str, list[np.ndarray]] = {name: [] for name, _, _ in cases}
+    for _ in range(reps):  # interleaved, so a burst of load hits every setting alike
+        for name, settings, factor in cases:
+            cfg = config(alpha, settings, steps=steps + 3, seed=0, batch_factor=factor)
+            times[name].append(timed_run(db, alpha, cfg, tmp / f"tp_{alpha}_{name}", warmup=3))
+    per = {name: (float(np.median(np.concatenate(times[name]))), batch * factor)
+           for name, _, factor in cases}
     flops = 3 * conv_flops(alpha, crop, batch)
     cps = {k: b / s for k, (s, b) in per.items()}
     gf_b, gf_n = flops / per["before"][0] / 1e9, flops / per["new"][0] / 1e9
@@ -170,7 +176,9 @@ def throughput(db: Any, alpha: int, steps: int, tmp: Path, peaks: dict[str, floa
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=30, help="steps of the equal-results runs")
-    ap.add_argument("--timed", type=int, default=10, help="timed steps per throughput case")
+    ap.add_argument("--timed", type=int, default=8, help="timed steps per throughput run")
+    ap.add_argument("--reps", type=int, default=3, help="interleaved runs per throughput case")
+    ap.add_argument("--no-equal", action="store_true", help="skip the equal-results runs")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--alphas", default="2,4,8")
@@ -186,8 +194,9 @@ def main() -> None:
     try:
         db = build_database([_Blobs()], tmp / "db", n_realizations=4, shape=96, alphas=alphas,
                             split=(2, 1, 1), diffusion=False)
-        rows_t = [throughput(db, a, args.timed, tmp, peaks) for a in alphas]
-        rows_e = [equal_results(db, a, args.steps, args.seeds, tmp) for a in alphas]
+        rows_t = [throughput(db, a, args.timed, args.reps, tmp, peaks) for a in alphas]
+        rows_e = [] if args.no_equal else [equal_results(db, a, args.steps, args.seeds, tmp)
+                                           for a in alphas]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     load1 = os.getloadavg()

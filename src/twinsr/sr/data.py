@@ -64,6 +64,13 @@ def grid_crops(shape: Sequence[int], crop: int) -> list[tuple[slice, slice, slic
             for idx in itertools.product(*(range(c) for c in counts))]
 
 
+def _along(k: int, start: int, stop: int) -> tuple[slice, slice, slice]:
+    """The index ``[start:stop]`` on spatial axis ``k`` of a 3-D array."""
+    sl = [slice(None)] * 3
+    sl[k] = slice(start, stop)
+    return tuple(sl)  # type: ignore[return-value]
+
+
 def _flux_field(u: np.ndarray, im: np.ndarray, axis: int,
                 faces: tuple[bool, bool]) -> np.ndarray:
     """|∇u| of the phase-wise field ``u`` on ``im``; ``faces``: Dirichlet at the low / high end."""
@@ -73,20 +80,19 @@ def _flux_field(u: np.ndarray, im: np.ndarray, axis: int,
         shape = list(u.shape)
         shape[k] = n + 1
         f = np.zeros(shape, np.float32)  # face fluxes, face j between voxels j-1 and j
-        inner = [slice(None)] * 3
-        inner[k] = slice(1, n)
-        same = np.take(im, range(1, n), axis=k) == np.take(im, range(n - 1), axis=k)
-        f[tuple(inner)] = np.where(same, np.diff(u, axis=k), 0.0)
+        up, down = _along(k, 1, n), _along(k, 0, n - 1)
+        inner = f[up]
+        np.subtract(u[up], u[down], out=inner)
+        inner[im[up] != im[down]] = 0.0
         if k == axis:  # u = 0 half a voxel before the first voxel, u = 1 after the last
-            lo, hi = [slice(None)] * 3, [slice(None)] * 3
-            lo[k], hi[k] = 0, n
             if faces[0]:
-                f[tuple(lo)] = 2.0 * np.take(u, 0, axis=k)
+                f[_along(k, 0, 1)] = 2.0 * u[_along(k, 0, 1)]
             if faces[1]:
-                f[tuple(hi)] = 2.0 * (1.0 - np.take(u, n - 1, axis=k))
-        g = 0.5 * (np.take(f, range(n), axis=k) + np.take(f, range(1, n + 1), axis=k))
+                f[_along(k, n, n + 1)] = 2.0 * (1.0 - u[_along(k, n - 1, n)])
+        g = f[_along(k, 0, n)] + f[_along(k, 1, n + 1)]
+        g *= 0.5
         m2 += g * g
-    return np.sqrt(m2)
+    return np.sqrt(m2, out=m2)
 
 
 def flux_magnitude(solution: np.ndarray, image: np.ndarray, *, axis: int = 0) -> np.ndarray:

@@ -384,6 +384,14 @@ def _identity(alpha: int, inputs: str, cfg: TrainConfig, axis: int | None) -> di
     return _jsonable(identity)
 
 
+def _accepts(fn: Callable[..., Any], name: str) -> bool:
+    """``fn`` takes a keyword argument ``name`` (or ``**kwargs``)."""
+    import inspect
+
+    params = inspect.signature(fn).parameters.values()
+    return any(p.name == name or p.kind is p.VAR_KEYWORD for p in params)
+
+
 def _split_batch(cfg: TrainConfig, alpha: int, world: int) -> int:
     """The global batch at α, which must split evenly across ``world`` processes."""
     batch = cfg.batch_for(alpha)
@@ -426,8 +434,13 @@ def _setup(database: Database | str | os.PathLike[str], *, alpha: int, inputs: s
                              hr_solution=objective.flux)
              for split in ("train", "val")}  # both checked before any crop is drawn
 
+    extra = {"flux": True} if objective.flux else {}
+    if extra and not _accepts(kind.make_sampler, "flux"):
+        raise ConfigError(f"target kind {kind.name!r} cannot add the flux-magnitude channel that "
+                          f"the objective term(s) {', '.join(needs_flux(cfg.objective))} need; "
+                          "use targets 'morph' or 'morph+diffu', or drop the term")
+
     def sampler(split: str, stream: int, augment: bool) -> CropSampler:
-        extra = {"flux": True} if objective.flux else {}
         return kind.make_sampler(pairs[split], alpha=alpha, crop=crop, augment=augment,
                                  axis=db.axis, rng=np.random.default_rng([cfg.seed, stream]),
                                  **extra)
