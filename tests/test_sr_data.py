@@ -131,3 +131,32 @@ def test_grid_crops_non_overlapping() -> None:
     g = grid_crops((10, 9, 4), 4)
     assert len(g) == 2 * 2 * 1
     assert g[0] == (slice(0, 4), slice(0, 4), slice(0, 4))
+
+
+def test_keyed_sampling_depends_only_on_key_and_index() -> None:
+    chans, hr = _pair(2, (10, 10, 10), seed=6)
+    a = CropSampler([(chans, hr)], alpha=2, crop=5, rng=0)
+    b = CropSampler([(chans, hr)], alpha=2, crop=5, rng=99)   # another own generator
+    state = a.get_state()
+    x, y = a.sample_keyed((4, 1, 2, 3), range(6))
+    assert x.shape == (6, 2, 5, 5, 5) and y.shape == (6, 1, 10, 10, 10)
+    assert a.get_state() == state                               # own generator untouched
+    x2, y2 = b.sample_keyed((4, 1, 2, 3), range(6))
+    assert np.array_equal(x, x2) and np.array_equal(y, y2)
+    # slices of the batch (what each process of a 2-process run draws) give the same crops
+    xa, _ = a.sample_keyed((4, 1, 2, 3), range(3))
+    xb, yb = a.sample_keyed((4, 1, 2, 3), range(3, 6))
+    assert np.array_equal(np.concatenate([xa, xb]), x) and np.array_equal(yb, y[3:])
+    assert np.array_equal(x[:, 0], y[:, 0, ::2, ::2, ::2])
+    other, _ = a.sample_keyed((4, 1, 2, 4), range(6))
+    assert not np.array_equal(other, x)
+    # from threads in any order: the same crops
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(3) as ex:
+        parts = list(ex.map(lambda i: a.sample_keyed((4, 1, 2, 3), [i])[0], range(5, -1, -1)))
+    assert np.array_equal(np.concatenate(parts[::-1]), x)
+    with pytest.raises(DatasetError, match="non-negative integers"):
+        a.sample_keyed((-1, 2), range(2))
+    with pytest.raises(DatasetError, match="at least one index"):
+        a.sample_keyed((1, 2), [])

@@ -337,3 +337,86 @@ def test_diffu_model_records_and_uses_its_axis(diffu_dbs: dict[int, Database],
     with pytest.raises(ConfigError, match="transport_axis: checkpoint=2, now=0"):
         train(diffu_dbs[0], alpha=2, inputs="diffu", out_dir=cut, config=cfg, resume=True,
               device="cpu")
+
+
+def test_prefetch_precision_and_memory_format_change_nothing_but_speed(db: Database,
+                                                                      tmp_path: Path) -> None:
+    from twinsr.sr.train import native_bf16, training_precision
+
+    base = _cfg(epochs=2, steps_per_epoch=3, precision="fp32")
+    ref = train(db, alpha=2, out_dir=tmp_path / "ref", config=base, device="cpu")
+    threaded = _cfg(epochs=2, steps_per_epoch=3, precision="fp32", prefetch=2)
+    sync = train(db, alpha=2, out_dir=tmp_path / "sync", device="cpu", config=threaded)
+    assert [h["val_loss"] for h in sync.history] == [h["val_loss"] for h in ref.history]
+    a = torch.load(tmp_path / "ref" / "checkpoint.pt", weights_only=True)
+    b = torch.load(tmp_path / "sync" / "checkpoint.pt", weights_only=True)
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+        assert a["model"][k].is_contiguous()   # written in the standard memory format
+    # prefetch is not part of the run's identity: a run may resume with another setting, and
+    # an interrupted run with a prefetch thread resumes exactly
+    assert "prefetch" not in a["identity"] and a["identity"]["precision"] == "fp32"
+
+    def stop(epoch: int, step: int, loss: float, val: float | None) -> None:
+        if epoch == 2 and step == 1:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        train(db, alpha=2, out_dir=tmp_path / "cut", config=threaded, device="cpu",
+              progress=stop)
+    resumed = train(db, alpha=2, out_dir=tmp_path / "cut", config=base, device="cpu",
+                    resume=True)
+    assert [h["val_loss"] for h in resumed.history] == [h["val_loss"] for h in ref.history]
+    contig = train(db, alpha=2, out_dir=tmp_path / "contig", device="cpu",
+                   config=_cfg(epochs=2, steps_per_epoch=3, precision="fp32",
+                               channels_last=False))
+    assert [h["val_loss"] for h in contig.history] == pytest.approx(
+        [h["val_loss"] for h in ref.history], rel=1e-4)
+    bf = train(db, alpha=2, out_dir=tmp_path / "bf16", device="cpu",
+               config=_cfg(epochs=2, steps_per_epoch=3, precision="bf16"))
+    assert bf.precision == "bf16" and ref.precision == "fp32"
+    assert [h["val_loss"] for h in bf.history] == pytest.approx(
+        [h["val_loss"] for h in ref.history], rel=0.05)
+    assert json.loads((tmp_path / "bf16" / "run.json").read_text())["precision"] == "bf16"
+    assert training_precision("auto", "cpu") == ("bf16" if native_bf16() else "fp32")
+    with pytest.raises(ConfigError, match="`precision` must be"):
+        training_precision("fp16", "cpu")
+    with pytest.raises(ConfigError, match="precision"):
+        TrainConfig.from_dict({"precision": "fp16"})
+
+
+def test_default_fields_stay_out_of_the_checkpoint_identity(db: Database, tmp_path: Path) -> None:
+    """Checkpoints written before the objective / precision fields existed still resume."""
+    train(db, alpha=2, out_dir=tmp_path / "run", config=_cfg(epochs=1, steps_per_epoch=1),
+          device="cpu")
+    ident = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["identity"]
+    for key in ("objective", "precision", "channels_last", "compile", "prefetch", "flux_mix",
+                "targets"):
+        assert key not in ident, key
+    other = _cfg(epochs=1, steps_per_epoch=1, objective={"bce": 1.0, "volume_fraction": 1.0})
+    with pytest.raises(ConfigError, match=r"objective: checkpoint=None, now=\{'bce': 1.0, "
+                                          r"'volume_fraction': 1.0\}"):
+        train(db, alpha=2, out_dir=tmp_path / "run", config=other, resume=True, device="cpu")
+
+
+def test_compile_failure_falls_back_to_eager(db: Database, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    class Broken(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self._orig_mod = inner
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            raise RuntimeError("no C++ compiler found")
+
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: Broken(model))
+    cfg = _cfg(epochs=1, steps_per_epoch=2, precision="fp32")
+    with caplog.at_level(logging.WARNING, logger="twinsr.sr.train"):
+        res = train(db, alpha=2, out_dir=tmp_path / "c", device="cpu",
+                    config=cfg.model_copy(update={"compile": True}))
+    assert "torch.compile failed (RuntimeError: no C++ compiler found)" in caplog.text
+    ref = train(db, alpha=2, out_dir=tmp_path / "e", device="cpu", config=cfg)
+    assert res.history[0]["val_loss"] == ref.history[0]["val_loss"]

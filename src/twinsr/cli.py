@@ -477,30 +477,83 @@ def train(
     targets: Annotated[str | None, typer.Option("--targets", help="morph (default) or "
                                                 "morph+diffu (also the HR solution; needs a "
                                                 "database built with --hr-diffusion).")] = None,
+    objective: Annotated[str | None, typer.Option("--objective", help="Loss terms with "
+                                                  "weights, e.g. 'bce=1,connectivity=0.2' "
+                                                  "(bce, flux_bce, connectivity, "
+                                                  "volume_fraction; flux_bce needs a database "
+                                                  "built with --hr-diffusion).")] = None,
+    precision: Annotated[str | None, typer.Option("--precision", help="auto (bf16 where the "
+                                                  "device has it natively), fp32 or "
+                                                  "bf16.")] = None,
+    nproc: Annotated[int, typer.Option("--nproc", help="Training processes "
+                                       "(DistributedDataParallel over loopback; at most the "
+                                       "CPU cores or GPUs). For several machines use "
+                                       "`torchrun ... --no-python twinsr train ...`.")] = 1,
 ) -> None:
-    """Train a super-resolution network (+ threshold) on a database; resumable."""
+    """Train a super-resolution network (+ threshold) on a database; resumable.
+
+    Under torchrun (``torchrun --standalone --nproc-per-node 2 --no-python twinsr train DB
+    --alpha 2 -o RUN``) every process runs this command and rank 0 prints the result.
+    """
+    import os
+
     from twinsr.sr import TrainConfig, load_model
     from twinsr.sr import train as train_fn
+    from twinsr.sr.train import train_distributed
 
     cfg = TrainConfig.from_yaml(config, base=preset) if config else TrainConfig.preset(preset)
+    over: dict[str, object] = {}
     if targets is not None:
-        cfg = TrainConfig.from_dict({**cfg.model_dump(), "targets": targets})
+        over["targets"] = targets
+    if objective is not None:
+        over["objective"] = _parse_weights(objective, "--objective")
+    if precision is not None:
+        over["precision"] = precision
+    if over:
+        cfg = TrainConfig.from_dict({**cfg.model_dump(), **over})
     total = cfg.epochs * cfg.steps_per_epoch
-    with progress_bar(f"train a={alpha} {inputs}", total=total) as bar:
+    main_rank = int(os.environ.get("RANK", "0") or 0) == 0
+    kwargs = {"alpha": alpha, "inputs": inputs, "out_dir": out, "config": cfg,
+              "init_from": init_from, "resume": resume, "device": device}
+    if nproc != 1:
+        typer.echo(f"training in {nproc} processes (progress is not shown)", err=True)
+        res = train_distributed(nproc, database, **kwargs)
+    elif not main_rank:  # a torchrun worker: train quietly, rank 0 reports
+        train_fn(database, **kwargs)
+        return
+    else:
+        with progress_bar(f"train a={alpha} {inputs}", total=total) as bar:
 
-        def prog(epoch: int, step: int, loss: float, val: float | None) -> None:
-            done = (epoch - 1) * cfg.steps_per_epoch + step
-            status = f"epoch {epoch} loss {loss:.4f}" + (f" val {val:.4f}" if val else "")
-            bar.set(done, total=total, status=status)
+            def prog(epoch: int, step: int, loss: float, val: float | None) -> None:
+                done = (epoch - 1) * cfg.steps_per_epoch + step
+                status = f"epoch {epoch} loss {loss:.4f}" + (f" val {val:.4f}" if val else "")
+                bar.set(done, total=total, status=status)
 
-        res = train_fn(database, alpha=alpha, inputs=inputs, out_dir=out, config=cfg,
-                       init_from=init_from, resume=resume, device=device, progress=prog)
+            res = train_fn(database, progress=prog, **kwargs)
     spec = load_model(res.bundle_path).spec
     echo_json({"bundle": str(res.bundle_path), "spec": spec.to_dict(), "epochs_run": res.epochs_run,
                "best_epoch": res.best_epoch, "best_val_loss": res.best_val_loss,
                "stopped_early": res.stopped_early, "threshold": res.threshold,
                "seconds": round(res.seconds, 1), "device": res.device,
+               "precision": res.precision, "processes": res.world_size,
                "transferred": len(res.transferred)})
+
+
+def _parse_weights(text: str, option: str) -> dict[str, float]:
+    """'a=1,b=0.5' (or a bare name, weight 1) -> {'a': 1.0, 'b': 0.5}."""
+    from twinsr.exceptions import ConfigError
+
+    out: dict[str, float] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        name, _, w = part.partition("=")
+        try:
+            out[name.strip()] = float(w) if w.strip() else 1.0
+        except ValueError:
+            raise ConfigError(f"{option} expects name=weight pairs separated by commas, e.g. "
+                              f"'bce=1,connectivity=0.2'; got {part!r}") from None
+    if not out:
+        raise ConfigError(f"{option} is empty; e.g. 'bce=1,connectivity=0.2'")
+    return out
 
 
 @app.command()

@@ -3,12 +3,13 @@
 Importing this subpackage imports torch; ``import twinsr`` alone does not (it imports
 ``twinsr.sr`` lazily on first use of one of these names).
 
-Layers (each module imports only modules listed before it): ``targets`` (the registry of
-target kinds) and ``symmetry`` (the cube group) are leaves; ``network``, ``runtime`` (the fast
-inference copy of a network), ``tta`` (test-time augmentation), ``threshold``; ``data`` (crop
-sampling); ``objectives`` (losses; registers the target kind ``"morph"``); ``config``,
-``database``, ``bundle`` (weights + :class:`ModelSpec`); ``engine`` (tiled inference);
-``infer``; ``train``.
+Layers (each module imports only modules listed before it): ``targets`` (the registries of
+target kinds and objective terms) and ``symmetry`` (the cube group) are leaves; ``network``,
+``runtime`` (the fast inference copy of a network), ``tta`` (test-time augmentation),
+``threshold``; ``data`` (crop sampling, flux magnitude); ``objectives`` (losses: BCE,
+flux-weighted BCE, connectivity, volume fraction; registers them and the target kind
+``"morph"``); ``config``, ``database``, ``bundle`` (weights + :class:`ModelSpec`); ``engine``
+(tiled inference); ``infer``; ``train``.
 ``physics`` (the HR-solution outputs: :class:`SolutionCropSampler`, :func:`combined_loss`, the
 target kind ``"morph+diffu"``, :func:`solution_error`) builds on them and none of them imports
 it; importing this package imports it, so its target kind is always registered.
@@ -18,17 +19,27 @@ from __future__ import annotations
 
 from twinsr.sr.bundle import ModelSpec, SRModel, load_model, save_bundle
 from twinsr.sr.config import PRESETS, TrainConfig
-from twinsr.sr.data import CropSampler
+from twinsr.sr.data import CropSampler, flux_magnitude
 from twinsr.sr.database import Database, Pair, build_database, open_database
 from twinsr.sr.infer import superresolve
 from twinsr.sr.network import PixelShuffle3d, PixelUnshuffle3d, SRResNet3d, receptive_field
-from twinsr.sr.objectives import bce_loss
+from twinsr.sr.objectives import (
+    Objective,
+    bce_loss,
+    connectivity_loss,
+    flux_bce,
+    flux_weights,
+    make_objective,
+    soft_skeleton,
+    volume_fraction_loss,
+)
 from twinsr.sr.physics import (
     SolutionCropSampler,
     SolutionError,
     combined_loss,
     floating_mask,
     solution_error,
+    solution_loss,
 )
 from twinsr.sr.symmetry import (
     Symmetry,
@@ -37,15 +48,26 @@ from twinsr.sr.symmetry import (
     cube_symmetries,
     transform_solution,
 )
-from twinsr.sr.targets import TargetKind, register_target_kind, target_kind, target_kinds
+from twinsr.sr.targets import (
+    ObjectiveTerm,
+    TargetKind,
+    objective_term,
+    objective_terms,
+    register_objective_term,
+    register_target_kind,
+    target_kind,
+    target_kinds,
+)
 from twinsr.sr.threshold import fit_threshold
-from twinsr.sr.train import TrainResult, train, transfer_weights
+from twinsr.sr.train import TrainResult, train, train_distributed, transfer_weights
 
 __all__ = [
     "PRESETS",
     "CropSampler",
     "Database",
     "ModelSpec",
+    "Objective",
+    "ObjectiveTerm",
     "Pair",
     "PixelShuffle3d",
     "PixelUnshuffle3d",
@@ -62,19 +84,31 @@ __all__ = [
     "bce_loss",
     "build_database",
     "combined_loss",
+    "connectivity_loss",
     "cube_symmetries",
     "fit_threshold",
     "floating_mask",
+    "flux_bce",
+    "flux_magnitude",
+    "flux_weights",
     "load_model",
+    "make_objective",
+    "objective_term",
+    "objective_terms",
     "open_database",
     "receptive_field",
+    "register_objective_term",
     "register_target_kind",
     "save_bundle",
+    "soft_skeleton",
     "solution_error",
+    "solution_loss",
     "superresolve",
     "target_kind",
     "target_kinds",
     "train",
+    "train_distributed",
     "transfer_weights",
     "transform_solution",
+    "volume_fraction_loss",
 ]

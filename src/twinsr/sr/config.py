@@ -12,14 +12,15 @@ upsampling stages (``taper=True``, 1.6–2.6× faster steps on CPU), smaller cro
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from twinsr.exceptions import ConfigError
-from twinsr.sr.targets import target_kind
+from twinsr.sr.targets import objective_term, target_kind
 
 __all__ = ["PRESETS", "TrainConfig"]
 
@@ -46,9 +47,9 @@ class TrainConfig(BaseModel):
     val_crops
         Fixed random validation crops evaluated after every epoch (paper 30).
     seed
-        Seed of the weights' initialisation, the crop sampler and the validation crops.
+        Seed (≥ 0) of the weights' initialisation, the crop sampler and the validation crops.
     amp
-        Mixed precision (bfloat16 autocast) on CUDA; ignored on CPU.
+        Allow mixed precision (bfloat16 autocast) on CUDA with ``precision="auto"``.
     num_threads
         Torch CPU threads during training (None = leave torch's setting).
     max_seconds
@@ -65,6 +66,35 @@ class TrainConfig(BaseModel):
     solution_weight
         Weight of the masked MSE on the solution channels in the loss
         BCE(morphology) + solution_weight · MSE(solutions) (``targets="morph+diffu"`` only).
+    objective
+        Loss terms on the solid logit and their weights, ``{name: weight}`` (a single name
+        means weight 1); the loss is Σ weight · term (+ the solution MSE of
+        ``"morph+diffu"``). Terms (:mod:`twinsr.sr.objectives`): ``"bce"`` (default, the
+        paper's), ``"flux_bce"`` (BCE weighted by the HR solution's flux magnitude; needs a
+        database built with ``hr_diffusion=True``), ``"connectivity"`` (soft-skeleton clDice on
+        both phases), ``"volume_fraction"`` (squared solid-fraction error per crop). E.g.
+        ``{"bce": 1.0, "connectivity": 0.2}``.
+    flux_mix
+        λ of ``"flux_bce"``: per-voxel weight (1 − λ) + λ·|∇u| / mean_phase |∇u|.
+    skeleton_iterations, skeleton_smooth
+        Soft-skeleton erosion steps and the additive smoothing (voxels) of ``"connectivity"``.
+    precision
+        ``"auto"`` (default): bfloat16 autocast where the device computes it natively (a CPU
+        with AVX512-BF16 or AMX; CUDA when ``amp``), else float32. ``"bf16"``: always,
+        ``"fp32"``: never. The loss, the weights and the optimizer state stay float32.
+    channels_last
+        Keep weights and activations in the channels-last 3-D memory format during training
+        (faster convolutions on CPU; the bundle is written in the standard format).
+    prefetch
+        Training batches prepared ahead by a background thread (0: on the main thread; None,
+        the default: 2 on CUDA, 0 on CPU). The crops of a step depend only on (seed, epoch,
+        step), so this changes nothing but speed. On CPU drawing a batch takes ~1 ms against
+        steps of 50–500 ms, and a sampling thread slowed 2-core training down (it competes for
+        the interpreter lock and the cores with torch's threads), hence 0 there.
+    compile
+        ``torch.compile`` the training forward (falls back to eager, with a log message, where
+        compilation is unavailable or fails); off by default: on 2-core CPUs its tens of
+        seconds of compilation did not pay off within a quick run.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -84,7 +114,7 @@ class TrainConfig(BaseModel):
     patience: int = Field(10, ge=1)
     min_delta: float = Field(0.0, ge=0)
     val_crops: int = Field(30, ge=1)
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     amp: bool = True
     num_threads: int | None = Field(None, ge=1)
     max_seconds: float | None = Field(None, gt=0)
@@ -92,6 +122,37 @@ class TrainConfig(BaseModel):
     threshold_bins: int = Field(4096, ge=16)
     targets: str = "morph"
     solution_weight: float = Field(1.0, ge=0)
+    objective: dict[str, float] = Field(default_factory=lambda: {"bce": 1.0})
+    flux_mix: float = Field(0.5, ge=0, le=1)
+    skeleton_iterations: int = Field(5, ge=0, le=64)
+    skeleton_smooth: float = Field(1.0, gt=0)
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    channels_last: bool = True
+    prefetch: int | None = Field(None, ge=0, le=64)
+    compile: bool = False
+
+    @field_validator("objective", mode="before")
+    @classmethod
+    def _objective_mapping(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {value: 1.0}
+        return value
+
+    @field_validator("objective")
+    @classmethod
+    def _known_objective(cls, value: dict[str, float]) -> dict[str, float]:
+        try:
+            for name in value:
+                objective_term(name)
+        except ConfigError as exc:  # pydantic reports a ValueError raised by a validator
+            raise ValueError(str(exc)) from None
+        bad = {k: w for k, w in value.items() if not (math.isfinite(w) and w >= 0)}
+        if bad:
+            raise ValueError(f"objective weights must be finite and >= 0, got {bad}")
+        if not any(w > 0 for w in value.values()):
+            raise ValueError(f"the objective needs at least one term with a weight > 0, got "
+                             f"{value}; e.g. {{'bce': 1.0}}")
+        return dict(value)
 
     @field_validator("targets")
     @classmethod

@@ -424,29 +424,31 @@ class Database:
 
     def hr_solution(self, name: str) -> np.ndarray:
         """Diffusion channels of the HR realization, float32 (2, Z, Y, X), memory-mapped."""
-        self._check_hr_diffusion()
+        self.check_hr_diffusion()
         return self._load(name, "hr_diffu.npy")
 
     def hr_floating(self, name: str) -> np.ndarray:
         """Floating-cluster mask of the HR realization, uint8 (Z, Y, X), memory-mapped."""
-        self._check_hr_diffusion()
+        self.check_hr_diffusion()
         return self._load(name, "hr_float.npy")
 
-    def _check_hr_diffusion(self) -> None:
+    def check_hr_diffusion(self, needed_by: str = "targets='morph+diffu'") -> None:
+        """Raise :class:`DatasetError` naming ``needed_by`` if the HR solution is not stored."""
         if not self.hr_diffusion:
             raise DatasetError(
-                f"database {self.path} holds no HR diffusion channels, which "
-                "targets='morph+diffu' needs; build a new database with hr_diffusion=True "
+                f"database {self.path} holds no HR diffusion channels, which {needed_by} "
+                "needs; build a new database with build_database(..., hr_diffusion=True) "
                 "(`twinsr database ... --hr-diffusion`)")
 
     def pairs(self, split: str, alpha: int, *, inputs: str = "bin",
-              targets: str = "morph") -> list[Pair]:
+              targets: str = "morph", hr_solution: bool = False) -> list[Pair]:
         """Aligned pairs of a split at factor α, with the inputs of a "bin" or "diffu" network.
 
         A target kind that needs the HR solution (``targets="morph+diffu"``, see
-        :mod:`twinsr.sr.targets`) also attaches the HR solution and floating mask (the database
-        must be built with ``hr_diffusion=True``, else :class:`DatasetError`); an unknown
-        ``targets`` raises :class:`ConfigError` listing the known kinds.
+        :mod:`twinsr.sr.targets`), or ``hr_solution=True`` (the flux-weighted objective), also
+        attaches the HR solution and floating mask (the database must be built with
+        ``hr_diffusion=True``, else :class:`DatasetError`); an unknown ``targets`` raises
+        :class:`ConfigError` listing the known kinds.
 
         Returns
         -------
@@ -456,9 +458,11 @@ class Database:
         """
         if inputs not in ("bin", "diffu"):
             raise ConfigError(f"`inputs` must be 'bin' or 'diffu', got {inputs!r}")
-        with_solution = target_kind(targets).needs_hr_solution
+        kind_needs = target_kind(targets).needs_hr_solution
+        with_solution = kind_needs or bool(hr_solution)
         if with_solution:
-            self._check_hr_diffusion()
+            self.check_hr_diffusion(f"targets={targets!r}" if kind_needs
+                                    else "the flux-weighted objective ('flux_bce')")
         alpha = self._check_alpha(alpha)
         out = []
         for name in self.entries(split):

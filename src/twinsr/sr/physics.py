@@ -12,7 +12,8 @@ pore and the solid solution of the Laplace problem of :func:`twinsr.transport.di
   non-floating phase voxels (:func:`twinsr.sr.symmetry.transform_solution`), so every augmented
   pair still solves the same transport problem;
 * :func:`combined_loss` — BCE on the morphology + w · the MSE of the solutions, each voxel's error
-  taken in the channel of its TRUE HR phase;
+  taken in the channel of its TRUE HR phase (:func:`solution_loss`, per crop, is the target
+  kind's loss that training adds to the configured objective);
 * the target kind ``"morph+diffu"`` (registered with :mod:`twinsr.sr.targets` at import);
 * :func:`solution_error` — the error of a predicted HR solution against the solve on the true HR
   image: RMSE inside the true phase and the effective tortuosity implied by the predicted field.
@@ -39,7 +40,7 @@ from torch import nn
 
 from twinsr._validation import as_binary_volume, check_axis, check_finite
 from twinsr.exceptions import ConfigError, DatasetError, VolumeError
-from twinsr.sr.data import CropSampler
+from twinsr.sr.data import CropSampler, Window
 from twinsr.sr.objectives import bce_loss
 from twinsr.sr.symmetry import (
     Symmetry,
@@ -61,6 +62,7 @@ __all__ = [
     "floating_mask",
     "reverses_axis",
     "solution_error",
+    "solution_loss",
     "transform_solution",
 ]
 
@@ -81,6 +83,9 @@ class SolutionCropSampler(CropSampler):
     alpha, crop, rng, augment
         As for :class:`~twinsr.sr.data.CropSampler`; ``augment`` draws uniformly from the 16
         :func:`axis_symmetries` ``(axis)``.
+    flux : bool
+        Append the flux magnitude |∇u| of the HR solution as a 4th target channel (for the
+        ``"flux_bce"`` objective; :func:`twinsr.sr.data.flux_magnitude`).
 
     Raises
     ------
@@ -107,10 +112,13 @@ class SolutionCropSampler(CropSampler):
         crop: int,
         rng: int | np.random.Generator | None = None,
         augment: bool = True,
+        flux: bool = False,
     ) -> None:
-        super().__init__(sources, alpha=alpha, crop=crop, rng=rng, augment=augment)
+        sols = list(solutions)
+        super().__init__(sources, alpha=alpha, crop=crop, rng=rng, augment=augment, axis=axis,
+                         flux_solutions=[s for s, _ in sols] if flux else None)
         self.axis = check_axis(axis)
-        self.solutions = list(solutions)
+        self.solutions = sols
         if len(self.solutions) != len(self.sources):
             raise DatasetError(f"{len(self.solutions)} solution arrays for {len(self.sources)} "
                                "sources; give one (hr_solution, hr_floating) per source")
@@ -123,10 +131,11 @@ class SolutionCropSampler(CropSampler):
             self._lr_floating.append(floating_mask(np.asarray(chans[0]), axis=self.axis)
                                      if len(chans) == 3 else None)
 
-    def choose_symmetry(self) -> Symmetry:
+    def choose_symmetry(self, rng: np.random.Generator | None = None) -> Symmetry:
         """Uniform over the 16 symmetries keeping the transport axis (identity without augment)."""
+        rng = self.rng if rng is None else rng
         syms = axis_symmetries(self.axis)
-        return syms[int(self.rng.integers(len(syms))) if self.augment else 0]
+        return syms[int(rng.integers(len(syms))) if self.augment else 0]
 
     def draw_with_solution(self, sym: Symmetry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Like :meth:`draw`, plus the HR solution crop; ``sym`` must keep the transport axis.
@@ -145,7 +154,10 @@ class SolutionCropSampler(CropSampler):
             ``sym`` moves the transport axis.
         """
         reverses_axis(sym, self.axis)  # refuse before consuming the RNG
-        w = self.window(sym)
+        return self._read_with_solution(self.window(sym), sym)
+
+    def _read_with_solution(self, w: Window,
+                            sym: Symmetry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         chans, hr = self.sources[w.index]
         lr = np.stack([np.asarray(c[w.lr], dtype=np.float32) for c in chans])
         out_lr = np.ascontiguousarray(apply_symmetry(lr, sym))
@@ -159,9 +171,11 @@ class SolutionCropSampler(CropSampler):
                                    sym, axis=self.axis, floating=np.asarray(flo[w.hr], bool))
         return out_lr, np.ascontiguousarray(apply_symmetry(h, sym)), h_sol
 
-    def draw_target(self, sym: Symmetry) -> tuple[np.ndarray, np.ndarray]:
-        """``lr`` (C, n, n, n) and the target (3, αn, αn, αn): binary HR, pore and solid solution."""
-        lr, hr, sol = self.draw_with_solution(sym)
+    def read_target(self, w: Window, sym: Symmetry) -> tuple[np.ndarray, np.ndarray]:
+        """``lr`` (C, n, n, n) and the target (3, αn, αn, αn): binary HR, pore and solid solution
+        (+ the flux magnitude with ``flux``, appended by :meth:`draw_target`)."""
+        reverses_axis(sym, self.axis)
+        lr, hr, sol = self._read_with_solution(w, sym)
         return lr, np.concatenate([hr[None].astype(np.float32), sol])
 
 
@@ -207,25 +221,49 @@ def combined_loss(output: torch.Tensor, target: torch.Tensor, *,
             f"{output.shape[1]} output channel(s); targets='morph+diffu' needs a network with "
             "out_channels=3 and targets='morph' one with out_channels=1")
     bce = nn.functional.binary_cross_entropy_with_logits(output[:, :1], target[:, :1])
-    solid = target[:, :1]
-    err = torch.where(solid > 0.5, output[:, 2:3] - target[:, 2:3],
+    return bce + float(solution_weight) * solution_loss(output, target).mean()
+
+
+def solution_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The masked solution MSE of :func:`combined_loss` per crop, tensor (N,).
+
+    ``mean_v (out_{1+φ(v)}(v) − t_{1+φ(v)}(v))²`` over each crop's voxels, φ(v) the TRUE phase;
+    ``combined_loss = BCE + w · mean over crops`` of it.
+
+    Raises
+    ------
+    ConfigError
+        ``output`` or ``target`` without the 3 channels of ``targets="morph+diffu"``.
+
+    Examples
+    --------
+    >>> t = torch.zeros(2, 3, 2, 2, 2); out = t.clone(); out[1, 1] = 0.5
+    >>> solution_loss(out, t).tolist()
+    [0.0, 0.25]
+    """
+    if target.shape[1] != 3 or output.shape[1] != 3:
+        raise ConfigError(f"the solution loss needs 3 output and 3 target channels "
+                          f"(targets='morph+diffu', out_channels=3); got {output.shape[1]} and "
+                          f"{target.shape[1]}")
+    err = torch.where(target[:, :1] > 0.5, output[:, 2:3] - target[:, 2:3],
                       output[:, 1:2] - target[:, 1:2])
-    return bce + float(solution_weight) * err.square().mean()
+    return err.square().mean((1, 2, 3, 4))
 
 
 def _solution_sampler(pairs: Sequence[Any], *, alpha: int, crop: int,
                       rng: int | np.random.Generator | None, augment: bool,
-                      axis: int) -> SolutionCropSampler:
+                      axis: int, flux: bool = False) -> SolutionCropSampler:
     return SolutionCropSampler([(p.channels, p.hr) for p in pairs],
                                solutions=[(p.hr_solution, p.hr_floating) for p in pairs],
-                               axis=axis, alpha=alpha, crop=crop, rng=rng, augment=augment)
+                               axis=axis, alpha=alpha, crop=crop, rng=rng, augment=augment,
+                               flux=flux)
 
 
-def _solution_loss(config: Any) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def _solution_extra_loss(config: Any) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     weight = float(config.solution_weight)
 
     def loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return combined_loss(output, target, solution_weight=weight)
+        return weight * solution_loss(output, target)
 
     return loss
 
@@ -233,7 +271,7 @@ def _solution_loss(config: Any) -> Callable[[torch.Tensor, torch.Tensor], torch.
 MORPH_DIFFU = register_target_kind(TargetKind(
     name="morph+diffu", out_channels=3,
     output_names=("solid_logit", "pore_solution", "solid_solution"), needs_hr_solution=True,
-    make_sampler=_solution_sampler, make_loss=_solution_loss,
+    make_sampler=_solution_sampler, make_extra_loss=_solution_extra_loss,
     description="the HR morphology and its pore / solid diffusion solutions (spec §4); needs a "
                 "database built with hr_diffusion=True"))
 

@@ -1,13 +1,34 @@
 """Training protocol of the super-resolution networks (spec §2.2.3).
 
-Adam on the loss of the configured target kind (``config.targets``, :mod:`twinsr.sr.targets`:
-voxel-wise BCE for ``"morph"``, :mod:`twinsr.sr.objectives`; BCE + masked solution MSE for
-``"morph+diffu"``, :mod:`twinsr.sr.physics`) over random aligned LR/HR crops with cube-symmetry
-augmentation; the loss on fixed random validation crops after every epoch; early stopping with the
-best weights kept; an atomic checkpoint every epoch (model, optimizer, sampler RNG state, torch RNG
+Adam on the configured objective (``config.objective``, :mod:`twinsr.sr.objectives`: the
+voxel-wise BCE by default, or a weighted sum with the flux-weighted BCE, the connectivity and the
+volume-fraction terms) plus the loss of the target kind's other outputs (the masked solution MSE
+of ``"morph+diffu"``, :mod:`twinsr.sr.physics`) over random aligned LR/HR crops with
+cube-symmetry augmentation; the loss on fixed random validation crops after every epoch; early
+stopping with the best weights kept; an atomic checkpoint every epoch (model, optimizer, torch RNG
 state, epoch, history, config) so that ``resume=True`` continues exactly; transfer learning from
 the α/2 network (every layer whose name and shape coincide); finally the threshold μ* (Eq. 18) on
 the validation images and one model bundle with its :class:`~twinsr.sr.bundle.ModelSpec`.
+
+Crops. Crop ``i`` of step ``k`` of epoch ``e`` is drawn from its own generator keyed by
+``(seed, 1, e, k, i)`` (:meth:`twinsr.sr.data.CropSampler.sample_keyed`): the sample stream
+needs no state in the checkpoint, a background thread can prepare the next batches
+(``config.prefetch``, on by default on CUDA) and ``W`` processes can share a global batch,
+rank ``r`` drawing crops ``r·B/W … (r+1)·B/W − 1``.
+
+Speed (CPU). bfloat16 autocast where the CPU computes it natively (``config.precision``;
+float32 loss, master weights and Adam state), channels-last 3-D memory format (every layer's
+output kept channels-last); batches prepared off the main thread and ``torch.compile`` on
+request (neither paid off on 2 CPU cores). ``benchmarks/bench_train.py`` measures them.
+
+Several processes. :func:`train` run by every process of a ``torch.distributed`` job (launched
+by ``torchrun``, which sets ``RANK``/``WORLD_SIZE``/``MASTER_ADDR``; or by
+:func:`train_distributed` / ``twinsr train --nproc N``) trains one DistributedDataParallel network
+(gloo on CPU, NCCL on CUDA, one GPU per process); the global batch of a step is the same as in one
+process, so the run equals a one-process run to float round-off. Rank 0 writes every file; all
+ranks read the checkpoint on resume. A documented launch line::
+
+    torchrun --standalone --nproc-per-node 2 --no-python twinsr train DB --alpha 2 -o RUN
 
 The steps, in order: :func:`_setup` (data, network, optimizer; a :class:`_Run`), :func:`_restore`
 (checkpoint → :class:`TrainState`), :func:`_transfer`, :func:`_run_epochs` (the loop;
@@ -32,10 +53,16 @@ import json
 import logging
 import math
 import os
+import pickle
+import queue
+import socket
+import tempfile
+import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -53,18 +80,32 @@ from twinsr.sr.data import CropSampler, grid_crops
 from twinsr.sr.database import Database, open_database
 from twinsr.sr.infer import superresolve
 from twinsr.sr.network import SRResNet3d
+from twinsr.sr.objectives import Objective, make_objective, needs_flux
 from twinsr.sr.targets import TargetKind, target_kind
 from twinsr.sr.threshold import PorosityErrorAccumulator
 
-__all__ = ["PRESETS", "TrainConfig", "TrainResult", "TrainState", "train", "transfer_weights"]
+__all__ = [
+    "PRESETS",
+    "TrainConfig",
+    "TrainResult",
+    "TrainState",
+    "available_workers",
+    "check_nproc",
+    "native_bf16",
+    "train",
+    "train_distributed",
+    "training_precision",
+    "transfer_weights",
+]
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
 CKPT_FORMAT = "twinsr-sr-checkpoint"
+TRAIN_STREAM = 1  # the key (seed, TRAIN_STREAM, epoch, step, crop) of a training crop
+VAL_STREAM = 2
 
 ProgressFn = Callable[[int, int, float, "float | None"], None]
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -95,6 +136,10 @@ class TrainResult:
         Parameter names copied from ``init_from`` (empty without transfer).
     run_dir : Path
         The run folder.
+    precision : str
+        "fp32" or "bf16": the autocast precision used (:func:`training_precision`).
+    world_size : int
+        Training processes (1 without ``torch.distributed``).
     """
 
     bundle_path: Path
@@ -108,6 +153,8 @@ class TrainResult:
     device: str = "cpu"
     transferred: tuple[str, ...] = ()
     run_dir: Path = Path()
+    precision: str = "fp32"
+    world_size: int = 1
 
 
 @dataclass
@@ -147,7 +194,7 @@ class TrainState:
         improved = val_loss < self.best_val - min_delta
         if improved:
             self.best_val, self.best_epoch, self.bad_epochs = val_loss, self.epoch, 0
-            self.best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+            self.best_state = _cpu_state(net)
         else:
             self.bad_epochs += 1
         return improved
@@ -155,6 +202,23 @@ class TrainState:
     def stopped(self, patience: int) -> bool:
         """Patience exhausted."""
         return self.bad_epochs >= patience
+
+
+@dataclass(frozen=True)
+class _Dist:
+    """This process's place in a ``torch.distributed`` job (rank 0 of 1 without one)."""
+
+    rank: int = 0
+    world: int = 1
+    local_world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
 
 
 @dataclass
@@ -167,17 +231,83 @@ class _Run:
     spec: ModelSpec  # the bundle's spec, with a placeholder threshold until it is fitted
     out: Path
     dev: str
-    batch: int
+    batch: int  # the global batch of a step
     sampler: CropSampler
     val: tuple[np.ndarray, np.ndarray]
     net: SRResNet3d
     opt: torch.optim.Optimizer
-    loss_fn: LossFn
+    objective: Objective
     identity: dict[str, Any]
+    precision: str = "fp32"
+    dist: _Dist = field(default_factory=_Dist)
+    model: nn.Module | None = None  # what the training step calls: net, DDP(net) or compiled
+    compiled: bool = False
 
     @property
     def ckpt_path(self) -> Path:
         return self.out / CHECKPOINT
+
+    @property
+    def local_batch(self) -> int:
+        return self.batch // self.dist.world
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last_3d if self.cfg.channels_last else torch.contiguous_format
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """bfloat16 autocast on the run's device when its precision is "bf16"."""
+        kind = "cuda" if self.dev.startswith("cuda") else "cpu"
+        return torch.autocast(kind, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+
+
+def _cpu_state(net: nn.Module) -> dict[str, torch.Tensor]:
+    """CPU copies of the weights in the standard (contiguous) memory format."""
+    return {k: v.detach().cpu().contiguous().clone() for k, v in net.state_dict().items()}
+
+
+@lru_cache(maxsize=1)
+def native_bf16() -> bool:
+    """True if this CPU computes bfloat16 natively (AVX512-BF16 or AMX-BF16; Linux flags).
+
+    Examples
+    --------
+    >>> isinstance(native_bf16(), bool)
+    True
+    """
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
+                  if line.startswith("flags")), [])
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def training_precision(precision: str, device: str, *, amp: bool = True) -> str:
+    """The autocast precision of a run: "bf16" or "fp32".
+
+    ``"auto"`` is bfloat16 on a CUDA device with bfloat16 support when ``amp``, and on a CPU with
+    native bfloat16 (:func:`native_bf16`); float32 otherwise. ``"bf16"`` and ``"fp32"`` are
+    returned as they are.
+
+    Raises
+    ------
+    ConfigError
+        Another value.
+
+    Examples
+    --------
+    >>> training_precision("fp32", "cpu"), training_precision("bf16", "cpu")
+    ('fp32', 'bf16')
+    """
+    if precision in ("fp32", "bf16"):
+        return precision
+    if precision != "auto":
+        raise ConfigError(f"`precision` must be 'auto', 'fp32' or 'bf16', got {precision!r}")
+    if device.startswith("cuda"):
+        return "bf16" if amp and torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if native_bf16() else "fp32"
 
 
 def transfer_weights(target: nn.Module, source: dict[str, torch.Tensor]) -> list[str]:
@@ -233,19 +363,56 @@ def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
+# fields added after the first checkpoint format: left out of a run's identity at their default
+# value, so that checkpoints written before them still resume
+_LATER_FIELDS = ("targets", "solution_weight", "objective", "flux_mix", "skeleton_iterations",
+                 "skeleton_smooth", "precision", "channels_last", "compile")
+_NOT_IDENTITY = ("prefetch",)  # changes nothing but speed
+
+
 def _identity(alpha: int, inputs: str, cfg: TrainConfig, axis: int | None) -> dict[str, Any]:
     """What a checkpoint must match to be resumed."""
     identity = {"alpha": alpha, "inputs": inputs, **cfg.model_dump()}
-    if cfg.targets == "morph" and cfg.solution_weight == 1.0:  # as written before these fields
-        identity.pop("targets")
-        identity.pop("solution_weight")
+    defaults = TrainConfig().model_dump()
+    for key in _LATER_FIELDS:
+        if identity[key] == defaults[key]:
+            identity.pop(key)
+    for key in _NOT_IDENTITY:
+        identity.pop(key)
     if axis is not None:
         identity["transport_axis"] = axis
     return _jsonable(identity)
 
 
+def _accepts(fn: Callable[..., Any], name: str) -> bool:
+    """``fn`` takes a keyword argument ``name`` (or ``**kwargs``)."""
+    import inspect
+
+    params = inspect.signature(fn).parameters.values()
+    return any(p.name == name or p.kind is p.VAR_KEYWORD for p in params)
+
+
+def _split_batch(cfg: TrainConfig, alpha: int, world: int) -> int:
+    """The global batch at α, which must split evenly across ``world`` processes."""
+    batch = cfg.batch_for(alpha)
+    if batch % world:
+        raise ConfigError(f"the batch of {batch} crops at alpha={alpha} cannot be split evenly "
+                          f"across {world} training processes; choose a batch size divisible "
+                          f"by {world} (batch_size / batch_per_alpha) or another number of "
+                          "processes")
+    return batch
+
+
+def _check_objective(cfg: TrainConfig, db: Database) -> None:
+    """Refuse objective terms that need the HR solution on a database without it."""
+    flux_terms = needs_flux(cfg.objective)
+    if flux_terms:
+        db.check_hr_diffusion(f"the objective term(s) {', '.join(map(repr, flux_terms))}")
+
+
 def _setup(database: Database | str | os.PathLike[str], *, alpha: int, inputs: str,
-           out_dir: str | os.PathLike[str], config: TrainConfig | None, device: str) -> _Run:
+           out_dir: str | os.PathLike[str], config: TrainConfig | None, device: str,
+           dist: _Dist) -> _Run:
     """Validate the arguments; build samplers, validation crops, network and optimizer."""
     cfg = config if config is not None else TrainConfig()
     if not isinstance(cfg, TrainConfig):
@@ -256,26 +423,37 @@ def _setup(database: Database | str | os.PathLike[str], *, alpha: int, inputs: s
     kind = target_kind(cfg.targets)
     db = database if isinstance(database, Database) else open_database(database)
     dev = resolve_device(device)
+    batch = _split_batch(cfg, alpha, dist.world)
+    _check_objective(cfg, db)
+    objective = make_objective(cfg, kind)
     crop = cfg.crop_for(alpha)
     axis = db.axis if (inputs == "diffu" or kind.needs_hr_solution) else None
     spec = ModelSpec(alpha=alpha, inputs=inputs, threshold=0.5, targets=kind.name,
                      transport_axis=axis, crop=crop)
-
-    pairs = {split: db.pairs(split, alpha, inputs=inputs, targets=kind.name)
+    pairs = {split: db.pairs(split, alpha, inputs=inputs, targets=kind.name,
+                             hr_solution=objective.flux)
              for split in ("train", "val")}  # both checked before any crop is drawn
+
+    extra = {"flux": True} if objective.flux else {}
+    if extra and not _accepts(kind.make_sampler, "flux"):
+        raise ConfigError(f"target kind {kind.name!r} cannot add the flux-magnitude channel that "
+                          f"the objective term(s) {', '.join(needs_flux(cfg.objective))} need; "
+                          "use targets 'morph' or 'morph+diffu', or drop the term")
 
     def sampler(split: str, stream: int, augment: bool) -> CropSampler:
         return kind.make_sampler(pairs[split], alpha=alpha, crop=crop, augment=augment,
-                                 axis=db.axis, rng=np.random.default_rng([cfg.seed, stream]))
+                                 axis=db.axis, rng=np.random.default_rng([cfg.seed, stream]),
+                                 **extra)
 
-    train_sampler = sampler("train", 1, True)
-    v_lr, v_hr = sampler("val", 2, False).sample(cfg.val_crops)
+    train_sampler = sampler("train", TRAIN_STREAM, True)
+    v_lr, v_hr = sampler("val", VAL_STREAM, False).sample(cfg.val_crops)
     val = (v_lr, v_hr.astype(np.uint8) if v_hr.shape[1] == 1 else v_hr)  # binary: 1 byte/voxel
     net = _build_network(input_channels(inputs), alpha, cfg, kind.out_channels).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return _Run(cfg=cfg, kind=kind, db=db, spec=spec, out=Path(out_dir), dev=dev,
-                batch=cfg.batch_for(alpha), sampler=train_sampler, val=val, net=net, opt=opt,
-                loss_fn=kind.make_loss(cfg), identity=_identity(alpha, inputs, cfg, axis))
+    return _Run(cfg=cfg, kind=kind, db=db, spec=spec, out=Path(out_dir), dev=dev, batch=batch,
+                sampler=train_sampler, val=val, net=net, opt=opt, objective=objective,
+                identity=_identity(alpha, inputs, cfg, axis),
+                precision=training_precision(cfg.precision, dev, amp=cfg.amp), dist=dist)
 
 
 def _load_checkpoint(path: Path, identity: dict[str, Any]) -> dict[str, Any]:
@@ -290,6 +468,8 @@ def _load_checkpoint(path: Path, identity: dict[str, Any]) -> dict[str, Any]:
     old = _jsonable(ck["identity"])
     if "transport_axis" in identity and "transport_axis" not in old:  # written before the field
         old["transport_axis"] = identity["transport_axis"]
+    for key in _NOT_IDENTITY:
+        old.pop(key, None)
     if old != identity:
         raise ConfigError(f"cannot resume {path.parent} with a different configuration: "
                           f"{_config_diff(old, identity)}")
@@ -308,7 +488,6 @@ def _restore(run: _Run, resume: bool) -> TrainState:
     ck = _load_checkpoint(run.ckpt_path, run.identity)
     run.net.load_state_dict(ck["model"])
     run.opt.load_state_dict(ck["optimizer"])
-    run.sampler.set_state(ck["sampler_state"])
     log.info("resuming %s after epoch %d", run.out, int(ck["epoch"]))
     return TrainState(epoch=int(ck["epoch"]), history=list(ck["history"]),
                       best_val=float(ck["best_val"]), best_epoch=int(ck["best_epoch"]),
@@ -318,12 +497,15 @@ def _restore(run: _Run, resume: bool) -> TrainState:
 
 
 def _save_checkpoint(run: _Run, state: TrainState) -> None:
+    """Atomic checkpoint, written by rank 0 only."""
+    if not run.dist.main:
+        return
     payload = {
         "format": CKPT_FORMAT,
         "identity": run.identity,
-        "model": {k: v.detach().cpu().clone() for k, v in run.net.state_dict().items()},
+        "model": _cpu_state(run.net),
         "optimizer": run.opt.state_dict(),
-        "sampler_state": run.sampler.get_state(),
+        "sampling": "keyed",  # crops keyed by (seed, stream, epoch, step, crop): no sampler state
         "torch_rng": state.torch_rng,
         "epoch": int(state.epoch),
         "history": state.history,
@@ -356,41 +538,188 @@ def _transfer(run: _Run, init_from: str | os.PathLike[str]) -> list[str]:
     return transfer_weights(run.net, src.network.state_dict())
 
 
+def _to_device(run: _Run, x_np: np.ndarray, y_np: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.from_numpy(x_np).to(run.dev).contiguous(memory_format=run.memory_format)
+    return x, torch.from_numpy(y_np).to(run.dev)
+
+
+def _all_sum(values: torch.Tensor, run: _Run) -> torch.Tensor:
+    """Sum over the processes (float64 on the CPU; unchanged in one process)."""
+    if not run.dist.active:
+        return values
+    import torch.distributed as tdist
+
+    t = values.to(torch.float64)
+    t = t.to(run.dev) if run.dev.startswith("cuda") else t
+    tdist.all_reduce(t)
+    return t.cpu()
+
+
 def _validation_loss(run: _Run) -> float:
+    """Mean objective over the validation crops (each process evaluates its share)."""
     net, (v_lr, v_hr) = run.net, run.val
+    n = v_lr.shape[0]
+    mine = np.array_split(np.arange(n), run.dist.world)[run.dist.rank]
+    chunk = max(1, run.local_batch)
+    total = torch.zeros((), dtype=torch.float64)
     net.eval()
-    total = 0.0
     with torch.no_grad():
-        for i in range(v_lr.shape[0]):
-            x = torch.from_numpy(v_lr[i : i + 1]).to(run.dev)
-            y = torch.from_numpy(v_hr[i : i + 1].astype(np.float32)).to(run.dev)
-            total += float(run.loss_fn(net(x).float(), y))
+        for start in range(0, len(mine), chunk):
+            sel = mine[start:start + chunk]
+            x, y = _to_device(run, v_lr[sel], v_hr[sel].astype(np.float32))
+            with run.autocast():
+                out = net(x)
+            total += run.objective.per_crop(out.float(), y).double().sum().cpu()
     net.train()
-    return total / v_lr.shape[0]
+    return float(_all_sum(total, run)) / n
+
+
+class _Prefetcher:
+    """Prepares ``make(step)`` for the given steps in a background thread, ``depth`` ahead.
+
+    Iterating yields the results in step order; an exception in the thread is raised in the
+    consumer; leaving the ``with`` block (also by an exception) stops the thread.
+    """
+
+    def __init__(self, make: Callable[[int], Any], steps: Sequence[int], depth: int) -> None:
+        self._make, self._steps = make, list(steps)
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, name="twinsr-prefetch",
+                                        daemon=True)
+
+    def _produce(self) -> None:
+        for step in self._steps:
+            try:
+                item: tuple[str, Any] = ("ok", self._make(step))
+            except BaseException as exc:  # handed to the consumer, which raises it
+                item = ("error", exc)
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if self._stop.is_set() or item[0] == "error":
+                return
+
+    def __enter__(self) -> Iterator[Any]:
+        self._thread.start()
+        return self._iterate()
+
+    def _iterate(self) -> Iterator[Any]:
+        for _ in self._steps:
+            status, value = self._queue.get()
+            if status == "error":
+                raise value
+            yield value
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        while self._thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                self._queue.get(timeout=0.05)
+        self._thread.join()
+
+
+def _batches(run: _Run, epoch: int) -> contextlib.AbstractContextManager[Iterator[Any]]:
+    """This process's share of the batches of ``epoch``, as device tensors, in step order."""
+    lb, rank, cfg = run.local_batch, run.dist.rank, run.cfg
+    crops = range(rank * lb, (rank + 1) * lb)
+
+    def make(step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = run.sampler.sample_keyed((cfg.seed, TRAIN_STREAM, epoch, step), crops)
+        return _to_device(run, x, y)
+
+    steps = range(1, cfg.steps_per_epoch + 1)
+    depth = cfg.prefetch if cfg.prefetch is not None else (2 if run.dev.startswith("cuda") else 0)
+    if depth > 0:
+        return _Prefetcher(make, steps, depth)
+    return contextlib.nullcontext(make(s) for s in steps)
+
+
+def _step(run: _Run, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    run.opt.zero_grad(set_to_none=True)
+    with run.autocast():
+        out = model(x)
+    loss = run.objective(out.float(), y)
+    loss.backward()
+    run.opt.step()
+    return loss.detach()
+
+
+def _guarded_step(run: _Run, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """One step; the first step of a compiled model falls back to eager if compilation fails."""
+    model = run.model if run.model is not None else run.net
+    if not run.compiled:
+        return _step(run, model, x, y)
+    try:
+        loss = _step(run, model, x, y)
+    except Exception as exc:  # any compile failure (no compiler, unsupported op, ...)
+        log.warning("torch.compile failed (%s: %s); training continues without compilation",
+                    type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+        run.model = getattr(model, "_orig_mod", run.net)
+        run.compiled = False
+        return _step(run, run.model, x, y)
+    run.compiled = False  # compiled and working: no more guarding
+    return loss
 
 
 def _train_epoch(run: _Run, epoch: int, progress: ProgressFn | None) -> list[float]:
-    """``steps_per_epoch`` Adam steps; the per-step losses."""
-    use_amp = bool(run.cfg.amp and run.dev.startswith("cuda"))
+    """``steps_per_epoch`` Adam steps; the per-step losses (mean over all processes)."""
     losses = []
-    for step in range(1, run.cfg.steps_per_epoch + 1):
-        x_np, y_np = run.sampler.sample(run.batch)
-        x, y = torch.from_numpy(x_np).to(run.dev), torch.from_numpy(y_np).to(run.dev)
-        run.opt.zero_grad(set_to_none=True)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-            logits = run.net(x)
-        loss = run.loss_fn(logits.float(), y)
-        loss.backward()
-        run.opt.step()
-        losses.append(float(loss.detach()))
-        if progress is not None:
-            progress(epoch, step, losses[-1], None)
+    with _batches(run, epoch) as batches:
+        for step, (x, y) in enumerate(batches, 1):
+            losses.append(float(_guarded_step(run, x, y)))
+            if progress is not None:
+                progress(epoch, step, losses[-1], None)
+    if run.dist.active:
+        losses = (_all_sum(torch.tensor(losses, dtype=torch.float64), run)
+                  / run.dist.world).tolist()
     return losses
 
 
+def _channels_last_output(module: nn.Module, inputs: Any, output: Any) -> Any:
+    """Forward hook: a 5-D output in the channels-last 3-D format (a no-op if it is already)."""
+    if isinstance(output, torch.Tensor) and output.ndim == 5:
+        return output.contiguous(memory_format=torch.channels_last_3d)
+    return None
+
+
+def _prepare_model(run: _Run) -> list[Any]:
+    """Memory format, DistributedDataParallel and ``torch.compile`` of the training network.
+
+    With ``channels_last`` every leaf module's 5-D output is kept channels-last (layers such as
+    the voxel shuffle return the standard format, and mixing formats makes the element-wise
+    kernels of the backward pass slow); the hook handles are returned for removal.
+    """
+    run.net.to(memory_format=run.memory_format)
+    hooks = []
+    if run.cfg.channels_last:
+        hooks = [m.register_forward_hook(_channels_last_output) for m in run.net.modules()
+                 if next(m.children(), None) is None]
+    model: nn.Module = run.net
+    if run.dist.active:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [torch.device(run.dev).index or 0] if run.dev.startswith("cuda") else None
+        model = DistributedDataParallel(run.net, device_ids=ids)
+    if run.cfg.compile:
+        try:
+            model = torch.compile(model)
+            run.compiled = True
+        except Exception as exc:  # torch.compile missing or refusing this platform
+            log.warning("torch.compile is unavailable (%s); training without compilation", exc)
+    run.model = model
+    return hooks
+
+
 @contextlib.contextmanager
-def _tensorboard(out: Path) -> Iterator[Any]:
+def _tensorboard(out: Path, enabled: bool = True) -> Iterator[Any]:
     """A SummaryWriter under ``out/tensorboard``, or None when TensorBoard is not installed."""
+    if not enabled:
+        yield None
+        return
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
@@ -404,12 +733,31 @@ def _tensorboard(out: Path) -> Iterator[Any]:
         writer.close()
 
 
+def available_workers(device: str = "cpu") -> int:
+    """Training processes this machine can run: visible CUDA devices, or CPU cores of this process.
+
+    Examples
+    --------
+    >>> available_workers("cpu") >= 1
+    True
+    """
+    if resolve_device(device).startswith("cuda"):
+        return torch.cuda.device_count()
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 @contextlib.contextmanager
 def _training_context(run: _Run, state: TrainState) -> Iterator[None]:
     """Torch threads and the run's own torch RNG stream, both restored on exit."""
     old_threads = torch.get_num_threads()
-    if run.cfg.num_threads:
-        torch.set_num_threads(run.cfg.num_threads)
+    threads = run.cfg.num_threads
+    if threads is None and run.dist.active and not run.dev.startswith("cuda"):
+        threads = max(1, available_workers("cpu") // run.dist.local_world)
+    if threads:
+        torch.set_num_threads(threads)
     devices = [torch.device(run.dev).index or 0] if run.dev.startswith("cuda") else []
     try:
         with torch.random.fork_rng(devices=devices):
@@ -419,14 +767,49 @@ def _training_context(run: _Run, state: TrainState) -> Iterator[None]:
                 torch.manual_seed(run.cfg.seed)
             yield
     finally:
-        if run.cfg.num_threads:
+        if threads:
             torch.set_num_threads(old_threads)
+
+
+def _out_of_time(run: _Run, t0: float) -> bool:
+    """The time budget is spent (rank 0's clock decides for every process)."""
+    cfg = run.cfg
+    over = cfg.max_seconds is not None and time.perf_counter() - t0 > cfg.max_seconds
+    if run.dist.active:
+        import torch.distributed as tdist
+
+        flag = [over]
+        tdist.broadcast_object_list(flag, src=0)
+        over = bool(flag[0])
+    return over
+
+
+def _end_epoch(run: _Run, state: TrainState, entry: dict[str, Any], writer: Any) -> None:
+    state.history.append(entry)
+    if writer is not None:
+        writer.add_scalar("loss/train", entry["train_loss"], state.epoch)
+        writer.add_scalar("loss/val", entry["val_loss"], state.epoch)
+    state.torch_rng = torch.get_rng_state()
+    _save_checkpoint(run, state)
+    if run.dist.main:
+        _write_history(run.out / "history.csv", state.history)
 
 
 def _run_epochs(run: _Run, state: TrainState, progress: ProgressFn | None, t0: float) -> None:
     """Train until ``epochs``, early stopping or the time budget; checkpoint every epoch."""
+    hooks = _prepare_model(run)
+    try:
+        _epochs(run, state, progress, t0)
+    finally:
+        for h in hooks:
+            h.remove()
+        run.net.to(memory_format=torch.contiguous_format)
+
+
+def _epochs(run: _Run, state: TrainState, progress: ProgressFn | None, t0: float) -> None:
+    """The epoch loop of :func:`_run_epochs`."""
     cfg = run.cfg
-    with _tensorboard(run.out) as writer, _training_context(run, state):
+    with _tensorboard(run.out, run.dist.main) as writer, _training_context(run, state):
         run.net.train()
         while not state.finished and not state.stopped(cfg.patience) and state.epoch < cfg.epochs:
             state.epoch += 1
@@ -438,17 +821,11 @@ def _run_epochs(run: _Run, state: TrainState, progress: ProgressFn | None, t0: f
             entry = {"epoch": state.epoch, "train_loss": float(np.mean(losses)),
                      "val_loss": vloss, "seconds": prev + time.perf_counter() - te,
                      "best": improved}
-            state.history.append(entry)
-            if writer is not None:
-                writer.add_scalar("loss/train", entry["train_loss"], state.epoch)
-                writer.add_scalar("loss/val", vloss, state.epoch)
-            out_of_time = cfg.max_seconds is not None and time.perf_counter() - t0 > cfg.max_seconds
+            out_of_time = _out_of_time(run, t0)
             if out_of_time and not state.stopped(cfg.patience) and state.epoch < cfg.epochs:
                 log.info("time budget of %.0f s reached after epoch %d", cfg.max_seconds,
                          state.epoch)
-            state.torch_rng = torch.get_rng_state()
-            _save_checkpoint(run, state)
-            _write_history(run.out / "history.csv", state.history)
+            _end_epoch(run, state, entry, writer)
             if progress is not None:
                 progress(state.epoch, cfg.steps_per_epoch, entry["train_loss"], vloss)
             log.info("epoch %d: train %.4f val %.4f%s", state.epoch, entry["train_loss"], vloss,
@@ -479,7 +856,8 @@ def _result(run: _Run, state: TrainState, threshold: float, seconds: float) -> T
                        best_epoch=state.best_epoch, best_val_loss=state.best_val,
                        stopped_early=state.stopped(run.cfg.patience), threshold=threshold,
                        history=state.history, seconds=seconds, device=run.dev,
-                       transferred=tuple(state.transferred), run_dir=run.out)
+                       transferred=tuple(state.transferred), run_dir=run.out,
+                       precision=run.precision, world_size=run.dist.world)
 
 
 def _completed(run: _Run, state: TrainState) -> TrainResult | None:
@@ -495,34 +873,103 @@ def _completed(run: _Run, state: TrainState) -> TrainResult | None:
     return _result(run, state, done.threshold, 0.0)
 
 
-def _finish(run: _Run, state: TrainState, t0: float) -> TrainResult:
-    """Best weights, μ*, the bundle, the final checkpoint and ``run.json``."""
+def _run_metadata(run: _Run, state: TrainState) -> dict[str, Any]:
     cfg, spec = run.cfg, run.spec
-    if state.best_state is not None:
-        run.net.load_state_dict(state.best_state)
-    thr = _fit_threshold(run)
-    seconds = time.perf_counter() - t0
-    spec = ModelSpec(alpha=spec.alpha, inputs=spec.inputs, threshold=thr, targets=spec.targets,
-                     transport_axis=spec.transport_axis, crop=spec.crop)
     meta = {"config": cfg.model_dump(), "alpha": spec.alpha, "inputs": spec.inputs,
             "targets": spec.targets, "database": str(run.db.path),
             "best_epoch": state.best_epoch, "best_val_loss": state.best_val,
             "epochs_run": len(state.history), "stopped_early": state.stopped(cfg.patience),
             "transferred": state.transferred,
             "versions": package_versions(("twinsr", "torch", "numpy")), "git": git_hash(),
-            "device": run.dev}
+            "device": run.dev, "precision": run.precision, "world_size": run.dist.world}
     if spec.transport_axis is not None:
         meta["transport_axis"] = spec.transport_axis
-    save_bundle(run.out / BUNDLE_NAME, run.net.cpu(), spec=spec, metadata=_jsonable(meta))
-    run.net.to(run.dev)
+    return meta
+
+
+def _broadcast(value: Any, run: _Run) -> Any:
+    """Rank 0's ``value`` on every process."""
+    if not run.dist.active:
+        return value
+    import torch.distributed as tdist
+
+    box = [value]
+    tdist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _finish(run: _Run, state: TrainState, t0: float) -> TrainResult:
+    """Best weights, μ*, the bundle, the final checkpoint and ``run.json`` (rank 0 writes)."""
+    cfg, spec = run.cfg, run.spec
+    if state.best_state is not None:
+        run.net.load_state_dict(state.best_state)
+    thr = _fit_threshold(run) if run.dist.main else math.nan
+    thr = float(_broadcast(thr, run))
+    seconds = time.perf_counter() - t0
+    spec = ModelSpec(alpha=spec.alpha, inputs=spec.inputs, threshold=thr, targets=spec.targets,
+                     transport_axis=spec.transport_axis, crop=spec.crop)
+    meta = _run_metadata(run, state)
     state.finished = True
-    _save_checkpoint(run, state)
     result = _result(run, state, thr, seconds)
-    run_info = {**meta, "seed": cfg.seed, "threshold": thr, "seconds": seconds,
-                "spec": spec.to_dict(), "database_settings": run.db.settings,
-                "result": {k: v for k, v in asdict(result).items() if k != "history"}}
-    atomic_write_text(run.out / "run.json", json.dumps(_jsonable(run_info), indent=1))
+    if run.dist.main:
+        save_bundle(run.out / BUNDLE_NAME, run.net.cpu(), spec=spec, metadata=_jsonable(meta))
+        run.net.to(run.dev)
+        _save_checkpoint(run, state)
+        run_info = {**meta, "seed": cfg.seed, "threshold": thr, "seconds": seconds,
+                    "spec": spec.to_dict(), "database_settings": run.db.settings,
+                    "result": {k: v for k, v in asdict(result).items() if k != "history"}}
+        atomic_write_text(run.out / "run.json", json.dumps(_jsonable(run_info), indent=1))
+    _broadcast(None, run)  # nobody returns before the bundle is written
     return result
+
+
+def _check_versions(dist: _Dist) -> None:
+    """Every process of the job must run the same torch and twinsr (all-gathered at start)."""
+    import torch.distributed as tdist
+
+    mine = {"torch": torch.__version__, "twinsr": package_versions(("twinsr",))["twinsr"]}
+    every: list[Any] = [None] * dist.world
+    tdist.all_gather_object(every, mine)
+    if any(v != every[0] for v in every):
+        shown = "; ".join(f"rank {r}: torch {v['torch']}, twinsr {v['twinsr']}"
+                          for r, v in enumerate(every))
+        raise ConfigError(f"the training processes run different versions ({shown}); install "
+                          "the same torch and twinsr on every worker")
+
+
+@contextlib.contextmanager
+def _distributed(device: str) -> Iterator[tuple[_Dist, str]]:
+    """Join the ``torch.distributed`` job described by the environment (torchrun), if any.
+
+    Yields this process's :class:`_Dist` and its device (``cuda:LOCAL_RANK`` for NCCL); a
+    process group created here is destroyed on exit.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    import torch.distributed as tdist
+
+    if not (tdist.is_available() and tdist.is_initialized()) and world <= 1:
+        yield _Dist(), device
+        return
+    if not tdist.is_available():
+        raise ConfigError("WORLD_SIZE > 1 asks for multi-process training, but this torch "
+                          "build has no torch.distributed")
+    dev = resolve_device(device)
+    local = int(os.environ.get("LOCAL_RANK", "0") or 0)
+    if dev.startswith("cuda"):
+        dev = f"cuda:{local}"
+        torch.cuda.set_device(local)
+    owns = not tdist.is_initialized()
+    if owns:
+        tdist.init_process_group(backend="nccl" if dev.startswith("cuda") else "gloo",
+                                 init_method="env://")
+    info = _Dist(rank=tdist.get_rank(), world=tdist.get_world_size(),
+                 local_world=int(os.environ.get("LOCAL_WORLD_SIZE", tdist.get_world_size())))
+    try:
+        _check_versions(info)
+        yield info, dev
+    finally:
+        if owns:
+            tdist.destroy_process_group()
 
 
 def train(
@@ -558,9 +1005,12 @@ def train(
     resume : bool
         Continue from ``out_dir/checkpoint.pt`` exactly where it stopped (same config only).
     device : str
-        "auto", "cpu" or "cuda[:N]"; mixed precision (bfloat16) on CUDA when ``config.amp``.
+        "auto", "cpu" or "cuda[:N]"; the precision follows ``config.precision``
+        (:func:`training_precision`). Under ``torch.distributed`` each process uses
+        ``cuda:LOCAL_RANK`` (NCCL) or the CPU (gloo).
     progress : callable(epoch, step, loss, val_loss), optional
-        Called after every step (``val_loss`` None) and after every epoch's validation.
+        Called after every step (``val_loss`` None; under several processes the loss of this
+        process's share of the batch) and after every epoch's validation.
 
     Returns
     -------
@@ -570,10 +1020,12 @@ def train(
     ------
     DatasetError
         The database lacks the train/val split, α, diffusion channels or the HR solution the
-        targets need; images smaller than one crop.
+        targets or the objective need (``build_database(..., hr_diffusion=True)``); images
+        smaller than one crop.
     ConfigError
         A checkpoint exists and ``resume`` is False; ``resume`` with a different config (the
-        difference is shown); a bad ``init_from``; unknown ``targets``.
+        difference is shown); a bad ``init_from``; unknown ``targets``; a batch that does not
+        split evenly across the processes; processes with different torch/twinsr versions.
     BundleError
         An unreadable checkpoint.
 
@@ -585,18 +1037,148 @@ def train(
     Notes
     -----
     Peak memory: the network's activations for one batch (≈ 4·channels·(α·crop)³·batch·~6
-    bytes) plus the validation crops (uint8 HR) and one validation image's probabilities.
+    bytes, half of it in bfloat16) plus the validation crops (uint8 HR) and one validation
+    image's probabilities; ``prefetch`` batches of crops more.
     """
-    run = _setup(database, alpha=alpha, inputs=inputs, out_dir=out_dir, config=config,
-                 device=device)
-    state = _restore(run, resume)
-    done = _completed(run, state)
-    if done is not None:
-        return done
-    if init_from is not None and state.epoch == 0:
-        state.transferred = _transfer(run, init_from)
-    run.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run.out / "config.yaml", run.cfg.to_yaml())
-    t0 = time.perf_counter()
-    _run_epochs(run, state, progress, t0)
-    return _finish(run, state, t0)
+    with _distributed(device) as (dist, dev):
+        run = _setup(database, alpha=alpha, inputs=inputs, out_dir=out_dir, config=config,
+                     device=dev, dist=dist)
+        state = _restore(run, resume)
+        done = _completed(run, state)
+        if done is not None:
+            return done
+        if init_from is not None and state.epoch == 0:
+            state.transferred = _transfer(run, init_from)
+        run.out.mkdir(parents=True, exist_ok=True)
+        if dist.main:
+            atomic_write_text(run.out / "config.yaml", run.cfg.to_yaml())
+        t0 = time.perf_counter()
+        _run_epochs(run, state, progress, t0)
+        return _finish(run, state, t0)
+
+
+def check_nproc(nproc: object, device: str = "cpu") -> int:
+    """Validate a number of training processes against this machine (:func:`available_workers`).
+
+    Raises
+    ------
+    ConfigError
+        Not an integer ≥ 1, or more than the CPU cores (device "cpu") or the CUDA devices.
+
+    Examples
+    --------
+    >>> check_nproc(1, "cpu")
+    1
+    """
+    if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
+        raise ConfigError(f"`nproc` must be an integer >= 1, got {nproc!r}")
+    have = available_workers(device)
+    if nproc > have:
+        what = ("CUDA devices visible" if resolve_device(device).startswith("cuda")
+                else "CPU cores available to this process")
+        raise ConfigError(f"--nproc {nproc} is more than the {have} {what}; use at most one "
+                          f"training process per {'GPU' if 'CUDA' in what else 'core'}")
+    return int(nproc)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _spawned_worker(rank: int, world: int, port: int, tmp: str, database: Any,
+                    kwargs: dict[str, Any]) -> None:
+    """One process of :func:`train_distributed` (on loopback): env, train, result or error."""
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
+                       "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
+                       "LOCAL_WORLD_SIZE": str(world)})
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    try:
+        result = train(database, **kwargs)
+    except BaseException as exc:
+        try:
+            blob = pickle.dumps(exc)
+        except Exception:  # an exception that does not pickle: keep its type name and message
+            blob = pickle.dumps(RuntimeError(f"{type(exc).__name__}: {exc}"))
+        Path(tmp, f"error{rank}.pkl").write_bytes(blob)
+        raise
+    if rank == 0:
+        with atomic_path(Path(tmp) / "result.pkl") as p:
+            p.write_bytes(pickle.dumps(result))
+
+
+def _worker_error(tmp: Path, world: int) -> BaseException | None:
+    """The most telling exception of the failed processes: a twinsr error first, lowest rank."""
+    from twinsr.exceptions import TwinsrError
+
+    errors = []
+    for r in range(world):
+        p = tmp / f"error{r}.pkl"
+        if p.exists():
+            errors.append(pickle.loads(p.read_bytes()))
+    errors.sort(key=lambda e: not isinstance(e, TwinsrError))
+    return errors[0] if errors else None
+
+
+def train_distributed(nproc: int, database: Database | str | os.PathLike[str],
+                      **kwargs: Any) -> TrainResult:
+    """:func:`train` in ``nproc`` processes (DistributedDataParallel over loopback).
+
+    Spawns the processes (``torch.multiprocessing``, start method "spawn"), each running
+    ``train(database, **kwargs)`` as one rank of a gloo (CPU) or NCCL (one GPU per process)
+    job on 127.0.0.1; the result is rank 0's. Equal to a one-process run with the same global
+    batch to float round-off (the batch of each step is split across the ranks). For several
+    machines launch :func:`train` with ``torchrun`` instead (see the module notes).
+
+    Parameters
+    ----------
+    nproc : int
+        Processes, at most the CPU cores (device "cpu") or the visible GPUs
+        (:func:`check_nproc`); 1 runs :func:`train` in this process.
+    database, **kwargs
+        As for :func:`train` (``progress`` must be picklable; it runs in every process).
+
+    Returns
+    -------
+    TrainResult
+        Rank 0's result.
+
+    Raises
+    ------
+    ConfigError
+        A bad ``nproc``; already inside a ``torch.distributed`` job.
+    TwinsrError, or the exception of a failed process
+        Re-raised here (a twinsr error of any rank first).
+
+    Examples
+    --------
+    >>> res = train_distributed(2, "DB", alpha=2, out_dir="RUN",   # doctest: +SKIP
+    ...                         config=TrainConfig.preset("quick"), device="cpu")
+    >>> res.world_size                                             # doctest: +SKIP
+    2
+    """
+    n = check_nproc(nproc, str(kwargs.get("device", "auto")))
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        raise ConfigError("this process is already part of a torch.distributed job (WORLD_SIZE "
+                          "is set, e.g. by torchrun); run train() there, without nproc")
+    if n == 1:
+        return train(database, **kwargs)
+    cfg = kwargs.get("config")
+    _split_batch(cfg if isinstance(cfg, TrainConfig) else TrainConfig(),
+                 check_alpha(kwargs.get("alpha")), n)  # refused before spawning
+    import torch.multiprocessing as tmp_mp
+
+    with tempfile.TemporaryDirectory(prefix="twinsr-ddp-") as tmp:
+        ctx = tmp_mp.start_processes(_spawned_worker, nprocs=n, join=False,
+                                     args=(n, _free_port(), tmp, database, kwargs),
+                                     start_method="spawn")
+        try:
+            while not ctx.join():
+                pass
+        except (tmp_mp.ProcessRaisedException, tmp_mp.ProcessExitedException) as exc:
+            err = _worker_error(Path(tmp), n)
+            if err is not None:
+                raise err from None
+            raise ConfigError(f"a training process failed: {exc}") from exc
+        return pickle.loads((Path(tmp) / "result.pkl").read_bytes())
