@@ -20,6 +20,7 @@ a :class:`~twinsr.exceptions.ModelWarning` saying so.
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -386,6 +387,12 @@ def save_bundle(
         The spec disagrees with the architecture or is invalid (μ* outside (0, 1), a missing
         transport axis, ...).
 
+    Notes
+    -----
+    The same network, spec and metadata always give the same bytes (a bundle can be pinned by
+    its hash). Peak memory: about twice the size of the weights (the file is serialised in
+    memory first).
+
     Examples
     --------
     >>> import tempfile
@@ -416,8 +423,13 @@ def save_bundle(
         "metadata": metadata or {},
     }
     path = Path(path)
+    # serialised in memory: torch.save names the archive inside the file after the file it
+    # writes, so saving straight to atomic_path's random temporary name would give different
+    # bytes for the same bundle every time; from a buffer the bytes depend on the contents only
+    buf = io.BytesIO()
+    torch.save(payload, buf)
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        tmp.write_bytes(buf.getvalue())
     return path
 
 
