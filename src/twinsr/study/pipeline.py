@@ -268,7 +268,8 @@ def _previous_study(cfg: StudyConfig, out: Path, force: bool, log: _Log
         diff = config_difference(old["config"], new_id)
         if not force:
             raise ConfigError(
-                f"{out} holds a different study; differences (existing -> requested): "
+                f"{out} holds a different study (its {study_path.name}); differences (existing "
+                "-> requested): "
                 + "; ".join(diff) + ". Use another folder, or force=True (--force) to "
                 "delete that study's outputs and start again")
         log(f"--force: removing the previous study in {out} ({'; '.join(diff)})")
