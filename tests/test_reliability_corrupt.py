@@ -9,8 +9,8 @@ exception type and never a silently different result.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -257,3 +257,96 @@ def test_damaged_skip_record_fields_are_refused(field: str, value: object) -> No
     rec = SkipRecord("evaluate", "measured", "small", 8, "volume too small").to_dict()
     with pytest.raises(ConfigError, match=f"skip record.*{value}"):
         SkipRecord.from_dict({**rec, field: value})
+
+
+# ---- YAML configs ----------------------------------------------------------------------------
+def test_study_yaml_that_is_not_text(tmp_path: Path) -> None:
+    from twinsr.study import StudyConfig
+
+    p = tmp_path / "study.yaml"
+    p.write_bytes(b"samples: [nmc_nrel_xct]\nshape: 3\xff2\n")
+    with pytest.raises(ConfigError, match=r"study\.yaml.*not UTF-8"):
+        StudyConfig.from_yaml(p)
+    p.write_bytes(b"samples: [nmc_nrel_xct\n")
+    with pytest.raises(ConfigError, match=r"study\.yaml.*not valid YAML"):
+        StudyConfig.from_yaml(p)
+
+
+@pytest.mark.xfail(strict=True, reason="sr/config.py TrainConfig.from_yaml catches OSError and "
+                   "YAMLError only: a non-UTF-8 byte escapes as UnicodeDecodeError")
+def test_train_yaml_that_is_not_text(tmp_path: Path) -> None:
+    from twinsr.sr import TrainConfig
+
+    p = tmp_path / "train.yaml"
+    p.write_bytes(b"epochs: 3\xff\n")
+    with pytest.raises(ConfigError, match=r"train\.yaml"):
+        TrainConfig.from_yaml(p)
+
+
+# ---- database folders ------------------------------------------------------------------------
+@pytest.fixture
+def database(tmp_path: Path) -> Path:
+    from twinsr.sr import build_database
+
+    build_database([ChiSquareModel(nu=1.4, gamma=0.3)], tmp_path / "db", n_realizations=3,
+                   shape=8, alphas=(2,), split=(1, 1, 1), diffusion=False)
+    return tmp_path / "db"
+
+
+def _use_database(path: Path) -> tuple[Any, ...]:
+    """Open a database and read what training reads (names, settings, pairs' arrays)."""
+    from twinsr.sr import open_database
+
+    db = open_database(path)
+    pairs = [p for split in ("train", "val") for p in db.pairs(split, 2)]
+    return (db.shape, db.alphas, db.axis, db.diffusion,
+            [(p.name, p.model, p.realization, p.lr.tobytes(), np.asarray(p.hr).tobytes())
+             for p in pairs])
+
+
+def _database_outcome(path: Path, ref: tuple[Any, ...], damaged: str) -> str:
+    try:
+        got = _use_database(path)
+    except TwinsrError as exc:
+        assert damaged in str(exc), str(exc)
+        return "error"
+    assert got == ref, "silently different database contents"
+    return "same"
+
+
+def test_database_cut_manifest_and_arrays(database: Path) -> None:
+    ref = _use_database(database)
+    man = (database / "manifest.json").read_bytes()
+    for cut in (0, 1, 40, len(man) // 2, len(man) - 2):
+        (database / "manifest.json").write_bytes(man[:cut])
+        assert _database_outcome(database, ref, "manifest.json") == "error", cut
+    (database / "manifest.json").write_bytes(man)
+    hr = (database / "m00_r00" / "hr.npy").read_bytes()
+    for cut in (10, len(hr) // 2, len(hr) - 1):
+        (database / "m00_r00" / "hr.npy").write_bytes(hr[:cut])
+        assert _database_outcome(database, ref, "hr.npy") == "error", cut
+    (database / "m00_r00" / "hr.npy").write_bytes(b"GIF89a" + bytes(200))
+    assert _database_outcome(database, ref, "hr.npy") == "error"
+
+
+@pytest.mark.xfail(strict=True, reason="sr/database.py Database._load catches OSError and "
+                   "ValueError; np.load of a zero-byte file raises EOFError")
+def test_database_zero_byte_array(database: Path) -> None:
+    ref = _use_database(database)
+    (database / "m00_r00" / "hr.npy").write_bytes(b"")
+    assert _database_outcome(database, ref, "hr.npy") == "error"
+
+
+@pytest.mark.xfail(strict=True, reason="sr/database.py reads manifest['settings'][...] and "
+                   "manifest['entries'][name][...] unchecked: a damaged key (18 of 400 random "
+                   "bit flips) raises a bare KeyError")
+@pytest.mark.parametrize("damage", [(b'"diffusion"', b'"diffusioo"'),
+                                    (b'"realization"', b'"realizatinn"'),
+                                    (b'"splits"', b'"spmits"')])
+def test_database_manifest_with_a_damaged_key(database: Path, damage: tuple[bytes, bytes]
+                                              ) -> None:
+    ref = _use_database(database)
+    man = (database / "manifest.json").read_bytes()
+    assert damage[0] in man
+    (database / "manifest.json").write_bytes(man.replace(damage[0], damage[1], 1))
+    assert _database_outcome(database, ref, "manifest.json") == "error"
