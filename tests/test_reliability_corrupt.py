@@ -87,7 +87,7 @@ def test_bundle_cut_empty_and_foreign(tmp_path: Path) -> None:
 def test_bundle_bit_flips_are_refused_or_harmless(tmp_path: Path, data: st.DataObject) -> None:
     """Before the SHA-256 was stored in the bundle, 79 % of random single-bit flips (237 of
     300) loaded silently as a different network: torch's file format has no data checksum."""
-    p, blob, ref = _bundle(tmp_path)
+    _, blob, ref = _bundle(tmp_path)
     pos = data.draw(st.integers(0, len(blob) - 1), label="byte")
     bit = data.draw(st.integers(0, 7), label="bit")
     d = bytearray(blob)
@@ -100,7 +100,7 @@ def test_bundle_bit_flips_are_refused_or_harmless(tmp_path: Path, data: st.DataO
 def test_bundle_weights_flip_is_refused(tmp_path: Path) -> None:
     """A flipped bit inside a weight tensor (found where the bytes of the largest weight lie)
     is a BundleError naming the file."""
-    p, blob, ref = _bundle(tmp_path)
+    _, blob, ref = _bundle(tmp_path)
     w = max(ref.network.state_dict().values(), key=lambda t: t.numel()).numpy().tobytes()
     at = blob.find(w[:32])
     assert at > 0
@@ -121,7 +121,7 @@ def test_bundle_without_checksum_still_loads(tmp_path: Path) -> None:
     assert _bundle_outcome(tmp_path / "old.pt", ref) == "same"
     payload["sha256"] = "0" * 64
     torch.save(payload, tmp_path / "forged.pt")
-    with pytest.raises(BundleError, match="forged.pt.*checksum"):
+    with pytest.raises(BundleError, match=r"forged\.pt.*checksum"):
         load_model(tmp_path / "forged.pt")
 
 
@@ -165,7 +165,7 @@ def test_params_cut_empty_and_foreign(tmp_path: Path) -> None:
 def test_params_bit_flips(tmp_path: Path, data: st.DataObject) -> None:
     """Before the fix, 411 of the 2 960 single-bit flips of a parameter file raised a bare
     UnicodeDecodeError and 1 653 a ConfigError that did not name the file."""
-    p, blob, ref = _params_file(tmp_path)
+    _, blob, ref = _params_file(tmp_path)
     pos = data.draw(st.integers(0, len(blob) - 1), label="byte")
     d = bytearray(blob)
     d[pos] ^= 1 << data.draw(st.integers(0, 7), label="bit")
@@ -187,8 +187,7 @@ def test_params_errors_name_the_file(tmp_path: Path) -> None:
 # ---- study folders: study.json ----------------------------------------------------------------
 @pytest.fixture
 def study_folder(tmp_path: Path) -> tuple[Path, bytes, list[SkipRecord]]:
-    from twinsr.study import StudyConfig
-    from twinsr.study import pipeline
+    from twinsr.study import StudyConfig, pipeline
 
     cfg = StudyConfig.preset("micro")
     out = tmp_path / "study"
@@ -201,8 +200,7 @@ def study_folder(tmp_path: Path) -> tuple[Path, bytes, list[SkipRecord]]:
 
 def _reopen_study(out: Path) -> list[SkipRecord]:
     """What a rerun of the study reads from its folder before any work (the records)."""
-    from twinsr.study import StudyConfig
-    from twinsr.study import pipeline
+    from twinsr.study import StudyConfig, pipeline
 
     return pipeline._prepare_folder(StudyConfig.preset("micro"), out, False,
                                     pipeline._Log(None))[1]
@@ -272,7 +270,8 @@ def test_study_yaml_that_is_not_text(tmp_path: Path) -> None:
         StudyConfig.from_yaml(p)
 
 
-@pytest.mark.xfail(strict=True, reason="sr/config.py TrainConfig.from_yaml catches OSError and "
+@pytest.mark.xfail(strict=True, raises=UnicodeDecodeError,
+                   reason="sr/config.py TrainConfig.from_yaml catches OSError and "
                    "YAMLError only: a non-UTF-8 byte escapes as UnicodeDecodeError")
 def test_train_yaml_that_is_not_text(tmp_path: Path) -> None:
     from twinsr.sr import TrainConfig
@@ -329,7 +328,8 @@ def test_database_cut_manifest_and_arrays(database: Path) -> None:
     assert _database_outcome(database, ref, "hr.npy") == "error"
 
 
-@pytest.mark.xfail(strict=True, reason="sr/database.py Database._load catches OSError and "
+@pytest.mark.xfail(strict=True, raises=EOFError,
+                   reason="sr/database.py Database._load catches OSError and "
                    "ValueError; np.load of a zero-byte file raises EOFError")
 def test_database_zero_byte_array(database: Path) -> None:
     ref = _use_database(database)
@@ -337,7 +337,8 @@ def test_database_zero_byte_array(database: Path) -> None:
     assert _database_outcome(database, ref, "hr.npy") == "error"
 
 
-@pytest.mark.xfail(strict=True, reason="sr/database.py reads manifest['settings'][...] and "
+@pytest.mark.xfail(strict=True, raises=KeyError,
+                   reason="sr/database.py reads manifest['settings'][...] and "
                    "manifest['entries'][name][...] unchecked: a damaged key (18 of 400 random "
                    "bit flips) raises a bare KeyError")
 @pytest.mark.parametrize("damage", [(b'"diffusion"', b'"diffusioo"'),
