@@ -350,8 +350,11 @@ def _check_tiff_sizes(s: Any, pages: list[Any], p: Path) -> None:
     needed = math.prod(s.shape) * s.dtype.itemsize
     held = sum(int(b) for pg in pages for b in pg.databytecounts)
     what = f"its header describes {s.shape} {s.dtype.name} = {needed} bytes"
+    bits = int(getattr(pages[0], "bitspersample", 8)) if pages else 8
+    stored = needed if bits >= 8 or not s.shape else \
+        math.prod(s.shape[:-1]) * math.ceil(s.shape[-1] * bits / 8)  # bilevel: rows of bits
     if pages and all(pg.compression == 1 for pg in pages):  # uncompressed: strips hold the bytes
-        if held < needed:
+        if held < stored:
             raise VolumeFileError(f"cannot read {p}: damaged TIFF ({what}, its image strips hold "
                                   f"{held} bytes)")
     elif pages and all(pg.compression in _DEFLATE for pg in pages):
