@@ -464,9 +464,13 @@ class Outcome:
         return sum(a.killed for a in self.attempts)
 
 
-def kill_and_resume(scn: Scenario, work: Path, triggers: list[Trigger]) -> Outcome:
+def kill_and_resume(scn: Scenario, work: Path,
+                    triggers: list[Trigger] | Callable[[float], list[Trigger]]) -> Outcome:
     """Reference run in ``work/ref``; killed runs (one per trigger), each followed by a tree scan,
-    then a final rerun in ``work/kill``; the two outputs compared."""
+    then a final rerun in ``work/kill``; the two outputs compared.
+
+    ``triggers`` may be a function of the reference run's wall-clock seconds (random delays).
+    """
     ref, got = work / "ref", work / "kill"
     for d in (ref, got):
         if d.exists():
@@ -476,6 +480,8 @@ def kill_and_resume(scn: Scenario, work: Path, triggers: list[Trigger]) -> Outco
     t_ref, err = run_to_end(scn.args, ref, timeout=scn.timeout)
     if err is not None:
         raise RuntimeError(f"the uninterrupted `twinsr {' '.join(scn.args)}` failed: {err}")
+    if callable(triggers):
+        triggers = triggers(t_ref)
     attempts = []
     for trig in triggers:
         att = run_until(scn.args, got, trig, timeout=scn.timeout)

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from twinsr.exceptions import BundleError, ConfigError, TwinsrError
+from twinsr.io import read_metadata, read_volume, write_volume
 from twinsr.sr import SRModel, SRResNet3d, load_model, save_bundle
 from twinsr.stochastic import ChiSquareModel
 from twinsr.study.records import SkipRecord
@@ -351,3 +352,167 @@ def test_database_manifest_with_a_damaged_key(database: Path, damage: tuple[byte
     assert damage[0] in man
     (database / "manifest.json").write_bytes(man.replace(damage[0], damage[1], 1))
     assert _database_outcome(database, ref, "manifest.json") == "error"
+
+
+# ---- volume files: single-bit flips anywhere (test_io_corruption.py flips header bytes) -------
+VOLUME = np.random.default_rng(5).integers(-300, 300, (3, 4, 5)).astype(np.int16)
+
+
+def _data_ranges(p: Path) -> list[tuple[int, int]]:
+    """Byte ranges of raw (uncompressed) voxel data in a file: flips there cannot be seen."""
+    if p.suffix == ".npy":
+        return [(p.stat().st_size - VOLUME.nbytes, p.stat().st_size)]
+    if p.suffix == ".raw":
+        return [(0, p.stat().st_size)]
+    if p.suffix == ".h5":
+        import h5py
+
+        with h5py.File(p, "r") as f:
+            ds = f["image"]
+            off = ds.id.get_offset()
+            return [] if off is None else [(off, off + ds.id.get_storage_size())]
+    if p.suffix == ".tif":
+        import tifffile
+
+        with tifffile.TiffFile(p) as tif:
+            return [(int(o), int(o) + int(n)) for pg in tif.pages
+                    for o, n in zip(pg.dataoffsets, pg.databytecounts, strict=True)]
+    return []
+
+
+def _flip_outcome(path: Path, pos: int, raw_data: bool) -> str:
+    try:
+        arr = read_volume(path)
+    except TwinsrError as exc:
+        assert path.name in str(exc), str(exc)
+        return "error"
+    assert arr.shape == VOLUME.shape and arr.dtype == VOLUME.dtype, (arr.shape, arr.dtype)
+    if np.array_equal(arr, VOLUME):
+        return "same"
+    assert raw_data, f"flip at byte {pos} (outside raw voxel data) gave a different array"
+    assert np.count_nonzero(arr != VOLUME) == 1, "one flipped bit changed several voxels"
+    return "undetectable"
+
+
+@pytest.mark.parametrize("compress", [False, True])
+@pytest.mark.parametrize("suffix", [".tif", ".npy", ".npz", ".h5", ".raw"])
+@settings(max_examples=30, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_volume_bit_flips(tmp_path: Path, suffix: str, compress: bool,
+                          data: st.DataObject) -> None:
+    """A flipped bit anywhere: an error naming the file, the same array, or (only inside raw
+    voxel data of an uncompressed file, which carries no checksum) one changed voxel."""
+    src = write_volume(tmp_path / f"v{suffix}", VOLUME, voxel_size=1.5,
+                       metadata={"note": "flip"}, compress=compress)
+    blob = src.read_bytes()
+    pos = data.draw(st.integers(0, len(blob) - 1), label="byte")
+    d = bytearray(blob)
+    d[pos] ^= 1 << data.draw(st.integers(0, 7), label="bit")
+    bad = tmp_path / f"bad{suffix}"
+    for side in (Path(f"{src}.json"), src.with_suffix(".json")):
+        if side.exists() and side != src:
+            target = Path(f"{bad}.json") if side.name.endswith(f"{suffix}.json") else \
+                bad.with_suffix(".json")
+            target.write_bytes(side.read_bytes())
+    bad.write_bytes(bytes(d))
+    raw = any(a <= pos < b for a, b in _data_ranges(src))
+    _flip_outcome(bad, pos, raw)
+    try:
+        read_metadata(bad)
+    except TwinsrError as exc:
+        assert bad.name in str(exc)
+
+
+@settings(max_examples=30, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), compress=st.booleans())
+def test_zarr_bit_flips(tmp_path: Path, data: st.DataObject, compress: bool) -> None:
+    import shutil
+
+    src = write_volume(tmp_path / "v.zarr", VOLUME, compress=compress)
+    files = sorted(f for f in src.rglob("*") if f.is_file())
+    f = data.draw(st.sampled_from(files), label="file")
+    blob = f.read_bytes()
+    pos = data.draw(st.integers(0, len(blob) - 1), label="byte")
+    d = bytearray(blob)
+    d[pos] ^= 1 << data.draw(st.integers(0, 7), label="bit")
+    bad = tmp_path / "bad.zarr"
+    if bad.exists():
+        shutil.rmtree(bad)
+    shutil.copytree(src, bad)
+    (bad / f.relative_to(src)).write_bytes(bytes(d))
+    is_chunk = f.name not in ("zarr.json", ".zarray", ".zattrs", ".zgroup")
+    _flip_outcome(bad, pos, is_chunk and not compress)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="sr/config.py TrainConfig.from_yaml: the 'invalid training config' "
+                   "error of a bad value does not name the file")
+def test_train_yaml_errors_name_the_file(tmp_path: Path) -> None:
+    from twinsr.sr import TrainConfig
+
+    p = tmp_path / "train.yaml"
+    p.write_text("lr: fast\n")
+    with pytest.raises(ConfigError) as err:
+        TrainConfig.from_yaml(p, base="micro")
+    assert "train.yaml" in str(err.value), str(err.value)
+
+
+# ---- training checkpoints (train --resume) ------------------------------------------------------
+@pytest.fixture
+def checkpoint(database: Path, tmp_path: Path) -> Path:
+    from twinsr.sr import TrainConfig, train
+
+    train(database, alpha=2, out_dir=tmp_path / "run", device="cpu",
+          config=TrainConfig.preset("micro", epochs=1, max_seconds=None, threshold_bins=64,
+                                            crop_per_alpha={2: 3}))
+    return tmp_path / "run" / "checkpoint.pt"
+
+
+def _resume(checkpoint: Path) -> None:
+    """`train --resume` with the checkpoint's own configuration."""
+    from twinsr.sr import TrainConfig, train
+
+    train(checkpoint.parent.parent / "db", alpha=2, out_dir=checkpoint.parent, device="cpu",
+          resume=True,
+          config=TrainConfig.preset("micro", epochs=1, max_seconds=None, threshold_bins=64,
+                                            crop_per_alpha={2: 3}))
+
+
+def test_checkpoint_cut_is_refused(checkpoint: Path) -> None:
+    data = checkpoint.read_bytes()
+    for blob in (b"", data[: len(data) // 2], b"GIF89a" + bytes(100)):
+        checkpoint.write_bytes(blob)
+        with pytest.raises(TwinsrError, match=r"checkpoint\.pt"):
+            _resume(checkpoint)
+
+
+@pytest.mark.xfail(strict=True, raises=KeyError,
+                   reason="sr/train.py _load_checkpoint reads ck['identity'] (and the other "
+                   "entries) outside its try: a checkpoint lacking one raises a bare KeyError")
+def test_checkpoint_without_identity(checkpoint: Path) -> None:
+    ck = torch.load(checkpoint, weights_only=True)
+    del ck["identity"]
+    torch.save(ck, checkpoint)
+    with pytest.raises(TwinsrError, match=r"checkpoint\.pt"):
+        _resume(checkpoint)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="sr/train.py checkpoints carry no checksum: a flipped bit in the "
+                   "weights resumes silently from other weights")
+def test_checkpoint_weights_flip_is_refused(checkpoint: Path) -> None:
+    ck = torch.load(checkpoint, weights_only=True)
+    w = max(ck["model"].values(), key=lambda t: t.numel()).numpy().tobytes()
+    blob = bytearray(checkpoint.read_bytes())
+    at = blob.find(w[:32])
+    assert at > 0
+    blob[at + 5] ^= 0x10
+    checkpoint.write_bytes(bytes(blob))
+    try:
+        _resume(checkpoint)
+    except TwinsrError as exc:
+        assert "checkpoint.pt" in str(exc)
+        return
+    raise AssertionError("resumed from a damaged checkpoint without an error")
