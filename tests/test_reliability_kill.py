@@ -75,6 +75,7 @@ def test_kill_study_micro(tmp_path: Path) -> None:
         Trigger("line", r"evaluate measured", 1, 1.0),    # inside evaluation
     ])
     _check(out)
+    assert not out.leftover_temporaries  # a rerun removes what the killed runs left
 
 
 # ---- crashes at precise instants ---------------------------------------------------------------

@@ -14,7 +14,8 @@ skip is logged):
 The output folder holds ``study.json`` (resolved config, seed, package versions, git hash,
 device, and the :class:`~twinsr.study.records.SkipRecord` of every skipped evaluation, which a
 rerun reads instead of redoing the check) and ``config.yaml``. A folder holding a *different*
-study is refused unless ``force=True``, which deletes that study's artefacts first. A
+study is refused unless ``force=True``, which deletes that study's artefacts first. Temporaries
+that a run killed mid-write left in the folder are removed when the study is rerun. A
 ``study.json`` of the earlier layout (no ``"layout"`` key, skips kept as sentences in
 ``eval/*__skipped.json``) is read: its skip decisions are derived again from the volumes.
 """
@@ -34,7 +35,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from twinsr._atomic import atomic_path, atomic_write_text
+from twinsr._atomic import atomic_path, atomic_write_text, remove_stale_temporaries
 from twinsr._provenance import git_hash, package_versions
 from twinsr._validation import as_binary_volume, resolve_device
 from twinsr.exceptions import ConfigError, StudyWarning, TwinsrError, VolumeError
@@ -299,6 +300,11 @@ def _prepare_folder(cfg: StudyConfig, out: Path, force: bool, log: _Log
         raise ConfigError(f"{out} is not empty and holds no {STUDY_FILE}; choose an empty or new "
                           "folder, or pass force=True (--force) to use it anyway")
     out.mkdir(parents=True, exist_ok=True)
+    stale = remove_stale_temporaries(out)  # left by an earlier run killed mid-write
+    if stale:
+        log(f"removed {len(stale)} temporary file(s) of an interrupted run: "
+            + ", ".join(str(p.relative_to(out)) for p in stale[:5])
+            + (" ..." if len(stale) > 5 else ""))
     dev = resolve_device(cfg.device)
     meta = {"name": cfg.name, "config": cfg.identity(), "seed": cfg.seed,
             "versions": package_versions(), "git": git_hash(), "device": _device_desc(dev),
