@@ -18,7 +18,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from twinsr.exceptions import BundleError, ConfigError, TwinsrError
+from twinsr.exceptions import BundleError, ConfigError, TwinsrError, VolumeFileError
 from twinsr.io import read_metadata, read_volume, write_volume
 from twinsr.sr import SRModel, SRResNet3d, load_model, save_bundle
 from twinsr.stochastic import ChiSquareModel
@@ -516,3 +516,34 @@ def test_checkpoint_weights_flip_is_refused(checkpoint: Path) -> None:
         assert "checkpoint.pt" in str(exc)
         return
     raise AssertionError("resumed from a damaged checkpoint without an error")
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".zarr"])
+def test_damaged_dimension_is_refused_before_reading(tmp_path: Path, suffix: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flipped bit in an HDF5 dataspace made the reader fill a buffer of the damaged size: the
+    process was killed for memory (found by the bit-flip sweep). The header is now checked
+    against the recorded shape (and the memory available) before any voxel is read."""
+    import h5py
+    import zarr
+
+    p = write_volume(tmp_path / f"v{suffix}", VOLUME, compress=True)
+    huge = (3, 4, 2**28)  # 6 GiB of int16 by the header, a few KiB on disk
+    if suffix == ".h5":
+        with h5py.File(p, "r+") as f:  # the same metadata on a dataset of the damaged shape
+            attrs = dict(f["image"].attrs)
+            del f["image"]
+            ds = f.create_dataset("image", shape=huge, dtype=np.int16, chunks=(3, 4, 64),
+                                  compression="gzip")
+            ds.attrs.update(attrs)
+        cls = h5py.Dataset
+    else:
+        zarr.open(str(p), mode="r+").resize(huge)
+        cls = zarr.Array
+
+    def no_read(self, *a, **k):  # type: ignore[no-untyped-def]
+        raise AssertionError("voxels were read before the header was checked")
+
+    monkeypatch.setattr(cls, "__getitem__", no_read)
+    with pytest.raises(VolumeFileError, match=rf"v\{suffix}.*written as shape \(3, 4, 5\)"):
+        read_volume(p)

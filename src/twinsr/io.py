@@ -220,20 +220,41 @@ def _read(path: PathLike, key: str | None, *, load: bool) -> tuple[np.ndarray | 
 
 def _check_declared(arr: np.ndarray, declared: Any, p: Path) -> np.ndarray:
     """The array as its metadata says it was written (shape and dtype), or VolumeFileError."""
+    shape = _check_header(arr.shape, arr.dtype, declared, p)
+    return arr.reshape(shape)  # formats that drop axes of length 1 (ImageJ TIFF) get them back
+
+
+def _check_header(shape: tuple[int, ...], dtype: Any, declared: Any, p: Path) -> tuple[int, ...]:
+    """Compare the shape and dtype a header decodes to with the metadata's record of what was
+    written (if any); return the recorded shape. Raises VolumeFileError."""
+    dtype = np.dtype(dtype)
+    if declared is None:
+        return tuple(shape)
     try:
-        shape = tuple(int(s) for s in declared["shape"])
-        dtype = np.dtype(declared["dtype"])
+        want = tuple(int(s) for s in declared["shape"])
+        want_dtype = np.dtype(declared["dtype"])
     except (KeyError, TypeError, ValueError) as exc:
         raise VolumeFileError(f"cannot read {p}: its metadata entry {_ARRAY_KEY!r} is damaged "
                               f"({declared!r}); restore the file from its source") from exc
-    squeezed = tuple(s for s in arr.shape if s != 1) == tuple(s for s in shape if s != 1)
-    if arr.dtype != dtype or not squeezed:
+    squeezed = tuple(s for s in shape if s != 1) == tuple(s for s in want if s != 1)
+    if dtype != want_dtype or not squeezed:
         raise VolumeFileError(
-            f"cannot read {p}: the file is damaged (it was written as shape {shape} {dtype.name} "
-            f"but its header now decodes to shape {arr.shape} {arr.dtype.name}); restore it from "
-            "its source"
+            f"cannot read {p}: the file is damaged (it was written as shape {want} "
+            f"{want_dtype.name} but its header now decodes to shape {tuple(shape)} "
+            f"{dtype.name}); restore it from its source"
         )
-    return arr.reshape(shape)  # formats that drop axes of length 1 (ImageJ TIFF) get them back
+    return want
+
+
+def _check_before_reading(shape: tuple[int, ...], dtype: Any, meta: dict[str, Any],
+                          p: Path) -> None:
+    """Before the voxels are read (HDF5, Zarr): the header agrees with the metadata's record,
+    and the array fits in memory. A damaged dimension would otherwise make the reader fill a
+    huge buffer (a flipped bit in an HDF5 header got the process killed for memory)."""
+    _check_header(shape, dtype, meta.get(_ARRAY_KEY), p)
+    check_memory(math.prod(shape) * np.dtype(dtype).itemsize,
+                 f"reading {p} ({tuple(shape)} {np.dtype(dtype).name} by its header; if the file "
+                 "is much smaller, the header is damaged)")
 
 
 def pick_array_key(names: list[str], key: str | None, where: Path) -> str:
@@ -503,7 +524,10 @@ def _read_zarr(p: Path, key: str | None, load: bool) -> _Read:
     if isinstance(node, zarr.Group):
         node = node[pick_array_key(sorted(name for name, _ in node.arrays()), key, p)]
     meta = _meta_from(dict(node.attrs).get(_META_KEY), f"the metadata of {p}", _damaged(p))
-    return (np.asarray(node[...]) if load else None), meta
+    if not load:
+        return None, meta
+    _check_before_reading(tuple(node.shape), node.dtype, meta, p)
+    return np.asarray(node[...]), meta
 
 
 def _read_h5(p: Path, key: str | None, load: bool) -> _Read:
@@ -514,7 +538,10 @@ def _read_h5(p: Path, key: str | None, load: bool) -> _Read:
         f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
         ds = f[pick_array_key(names, key, p)]
         meta = _meta_from(ds.attrs.get(_META_KEY), f"the metadata of {p}", _damaged(p))
-        return (ds[...] if load else None), meta
+        if not load:
+            return None, meta
+        _check_before_reading(tuple(ds.shape), ds.dtype, meta, p)
+        return ds[...], meta
 
 
 _READERS = {
