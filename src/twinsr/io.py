@@ -29,9 +29,11 @@ Damaged files: every reader raises :class:`~twinsr.exceptions.VolumeFileError` n
 a truncated, zero-byte or garbled file, including a TIFF whose page offsets are invalid (tifffile
 would return an empty array) and metadata that is not valid JSON. Every volume written here also
 records its shape and dtype in its metadata; a file whose header was damaged so that it decodes to
-another shape or dtype is refused. Flipped bytes inside uncompressed voxel data cannot be detected
-(no format here carries a checksum of the data; compressed npz, zarr and h5 chunks usually fail to
-decompress).
+another shape or dtype is refused, and so is one whose voxels no longer match the CRC-32 recorded
+with them (:func:`voxel_crc32`): a flipped bit in uncompressed voxel data, or an HDF5 chunk index
+pointing at other bytes, is an error too. Files written by other software (or by twinsr before the
+CRC was recorded) carry no such record; in their uncompressed voxel data a flipped bit cannot be
+seen.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ __all__ = [
     "read_metadata",
     "read_volume",
     "volume_info",
+    "voxel_crc32",
     "write_volume",
 ]
 
@@ -68,7 +71,7 @@ log = logging.getLogger(__name__)
 
 SUPPORTED_SUFFIXES = (".tif", ".tiff", ".npy", ".npz", ".raw", ".zarr", ".h5", ".hdf5")
 _META_KEY = "twinsr_metadata"
-_ARRAY_KEY = "twinsr_array"  # {"shape": [...], "dtype": "uint8"}: written with every volume
+_ARRAY_KEY = "twinsr_array"  # {"shape", "dtype", "crc32"}: written with every volume
 _DEFLATE = (8, 32946)  # TIFF compression codes of zlib / deflate
 _DEFLATE_MAX_RATIO = 1032  # deflate cannot expand a byte of input into more than ~1032 bytes
 PathLike = str | os.PathLike[str]
@@ -219,9 +222,43 @@ def _read(path: PathLike, key: str | None, *, load: bool) -> tuple[np.ndarray | 
 
 
 def _check_declared(arr: np.ndarray, declared: Any, p: Path) -> np.ndarray:
-    """The array as its metadata says it was written (shape and dtype), or VolumeFileError."""
+    """The array as its metadata says it was written (shape, dtype and the CRC-32 of its
+    voxels, where recorded), or VolumeFileError."""
     shape = _check_header(arr.shape, arr.dtype, declared, p)
-    return arr.reshape(shape)  # formats that drop axes of length 1 (ImageJ TIFF) get them back
+    arr = arr.reshape(shape)  # formats that drop axes of length 1 (ImageJ TIFF) get them back
+    want = declared.get("crc32")
+    if want is not None and voxel_crc32(arr) != want:
+        raise VolumeFileError(
+            f"cannot read {p}: the file is damaged (its voxels do not match the CRC-32 recorded "
+            "when it was written); restore it from its source")
+    return arr
+
+
+def voxel_crc32(arr: np.ndarray) -> int:
+    """CRC-32 of an array's voxels in C order, little-endian (independent of its memory layout).
+
+    Recorded by :func:`write_volume` with every volume and checked by :func:`read_volume`, so
+    that a flipped bit in uncompressed voxel data (which no format here checks) is an error.
+    Runs at several GB/s in blocks of about 64 MiB (no full copy of a non-contiguous array).
+
+    Examples
+    --------
+    >>> a = np.arange(6, dtype=np.uint16).reshape(2, 3)
+    >>> voxel_crc32(a) == voxel_crc32(np.asfortranarray(a)) == voxel_crc32(a.astype(">u2"))
+    True
+    """
+    import zlib
+
+    a = np.asarray(arr)
+    le = a.dtype.newbyteorder("<")
+    if a.ndim == 0 or a.size == 0:
+        return zlib.crc32(np.ascontiguousarray(a, dtype=le).tobytes())
+    step = max(1, (64 << 20) // max(1, a[0].nbytes))
+    crc = 0
+    for i in range(0, a.shape[0], step):
+        crc = zlib.crc32(np.ascontiguousarray(a[i:i + step], dtype=le).view(np.uint8).reshape(-1),
+                         crc)
+    return crc
 
 
 def _check_header(shape: tuple[int, ...], dtype: Any, declared: Any, p: Path) -> tuple[int, ...]:
@@ -599,7 +636,8 @@ def write_volume(
     vs = normalize_voxel_size(voxel_size)
     meta: dict[str, Any] = dict(metadata or {})
     meta.update({"voxel_size": list(vs) if vs else None, "unit": unit,
-                 _ARRAY_KEY: {"shape": list(arr.shape), "dtype": arr.dtype.name}})
+                 _ARRAY_KEY: {"shape": list(arr.shape), "dtype": arr.dtype.name,
+                              "crc32": voxel_crc32(arr)}})
     try:
         meta_json = json.dumps(meta, default=_json_default)
     except (TypeError, ValueError) as exc:
