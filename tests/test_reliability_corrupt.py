@@ -217,6 +217,7 @@ def _study_outcome(out: Path, ref: list[SkipRecord]) -> str:
         return "same"
     # free text (the sample label, the reason) carries no redundancy: a flipped letter there
     # cannot be told from a real record; every other field is checked
+    assert len(got) == len(ref), f"records silently lost or added: {got}"
     (a,), (b,) = ref, got
     changed = {k for k, v in a.to_dict().items() if b.to_dict()[k] != v}
     assert changed <= {"sample", "reason"}, f"silently different records {got}"
@@ -240,8 +241,9 @@ def test_study_json_cut_empty_and_foreign(study_folder: tuple[Path, bytes, list[
 def test_study_json_bit_flips(study_folder: tuple[Path, bytes, list[SkipRecord]],
                               data: st.DataObject) -> None:
     """Before the fix, 139 of 600 random bit flips gave a 'different study' error that named
-    the folder but not study.json, and flips in a record's step, source or α were read as valid
-    records (e.g. step 'eraluate', source 'measurdd')."""
+    the folder but not study.json, flips in a record's step, source or α were read as valid
+    records (e.g. step 'eraluate', source 'measurdd'), and a damaged "skipped" key dropped every
+    record."""
     out, blob, ref = study_folder
     pos = data.draw(st.integers(0, len(blob) - 1), label="byte")
     d = bytearray(blob)
@@ -551,3 +553,10 @@ def test_changed_voxels_are_refused(tmp_path: Path, suffix: str) -> None:
         read_volume(p)
     assert read_metadata(p)["voxel_size"] is None  # metadata alone is still readable
 
+
+def test_study_json_without_its_records(study_folder: tuple[Path, bytes, list[SkipRecord]]
+                                        ) -> None:
+    out, data, _ = study_folder
+    (out / "study.json").write_bytes(data.replace(b'"skipped"', b'"skipoed"'))
+    with pytest.raises(ConfigError, match=r"study\.json is unreadable \(no 'skipped' list\)"):
+        _reopen_study(out)

@@ -235,8 +235,10 @@ def _read_study_file(path: Path) -> tuple[dict[str, Any], list[SkipRecord]]:
     if layout != LAYOUT:
         raise ConfigError(f"{path} has layout {layout!r}, this twinsr reads layouts 1 and "
                           f"{LAYOUT} (written by another twinsr version?)")
+    if "skipped" not in old:  # written with every layout-2 study.json, even when empty
+        raise ConfigError(f"{path} is unreadable (no 'skipped' list)")
     try:
-        return old, skip_records(old.get("skipped", []))
+        return old, skip_records(old["skipped"])
     except ConfigError as exc:
         raise ConfigError(f"{path} is unreadable ({exc})") from None
 
