@@ -393,8 +393,12 @@ def torch_except(*keys: str) -> Callable[[Path, Path], str | None]:
     return cmp
 
 
-def history_except_seconds(a: Path, b: Path) -> str | None:
-    return csv_except("seconds")(a, b)
+def bytes_except(pattern: bytes) -> Callable[[Path, Path], str | None]:
+    """Bytes equal once every match of the regex ``pattern`` is removed."""
+    def cmp(a: Path, b: Path) -> str | None:
+        x, y = (re.sub(pattern, b"", p.read_bytes()) for p in (a, b))
+        return None if x == y else f"bytes differ outside {pattern!r}"
+    return cmp
 
 
 @dataclass(frozen=True)
@@ -546,8 +550,8 @@ TRAIN_RULES = [
     Rule("history.csv", csv_except("seconds"), "cumulative epoch wall-clock seconds"),
     Rule("run.json", json_except("seconds", "result.seconds"), "wall-clock seconds of the call"),
     Rule("checkpoint.pt", torch_except("history.*.seconds"),
-         "the history inside holds epoch wall-clock seconds"),
-    Rule("model.pt", torch_except(), "weights compared tensor by tensor (bytes too, below)"),
+         "the history inside holds epoch wall-clock seconds; every tensor (weights, Adam "
+         "moments, RNG states) compared bit for bit"),
 ]
 
 
@@ -582,14 +586,13 @@ STUDY_RULES = [
     Rule("study.json", json_except("started", "first_started"), "start timestamps"),
     Rule("steps.json", lambda a, b: None, "per-call step times: one entry per call (more "
                                           "calls in the resumed folder)"),
-    Rule("report.md", lambda a, b: None, "states the run time"),
-    Rule("report.html", lambda a, b: None, "states the run time"),
-    Rule("*.pdf", lambda a, b: None, "matplotlib stamps a creation date"),
+    Rule("report.md", bytes_except(rb"Run time [^\n]*"), "states this call's run time"),
+    Rule("report.html", bytes_except(rb"Run time [^<]*"), "states this call's run time"),
+    Rule("*.pdf", bytes_except(rb"/CreationDate \(D:[^)]*\)"), "matplotlib stamps a date"),
     Rule("runs/*/history.csv", csv_except("seconds"), "cumulative epoch wall-clock seconds"),
     Rule("runs/*/run.json", json_except("seconds", "result.seconds"), "wall-clock seconds"),
     Rule("runs/*/checkpoint.pt", torch_except("history.*.seconds"),
          "history seconds"),
-    Rule("runs/*/model.pt", torch_except(), "weights compared tensor by tensor"),
     Rule("*.npz", _arrays_equal, "zip members carry a timestamp; members compared as arrays"),
 ]
 
