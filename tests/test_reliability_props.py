@@ -241,7 +241,7 @@ def test_boundary_band_invariants(hr: np.ndarray, alpha: int, data: st.DataObjec
             pytest.approx(np.count_nonzero((sr == hr) & band) / np.count_nonzero(band))
 
 
-@pytest.mark.parametrize("shape", [(1, 1, 2), (3, 5, 9), (2, 3, 4, 5)])
+@pytest.mark.parametrize("shape", [(1, 1, 2), (1, 2, 1), (3, 5, 1), (3, 5, 9), (2, 3, 4, 5)])
 @pytest.mark.parametrize("compress", [False, True])
 def test_bool_tiff_round_trip(tmp_path: Path, shape: tuple[int, ...], compress: bool) -> None:
     """tifffile stores bool images as 1 bit per voxel; the size check counted 1 byte per voxel

@@ -408,9 +408,7 @@ def _check_tiff_sizes(s: Any, pages: list[Any], p: Path) -> None:
     needed = math.prod(s.shape) * s.dtype.itemsize
     held = sum(int(b) for pg in pages for b in pg.databytecounts)
     what = f"its header describes {s.shape} {s.dtype.name} = {needed} bytes"
-    bits = int(getattr(pages[0], "bitspersample", 8)) if pages else 8
-    stored = needed if bits >= 8 or not s.shape else \
-        math.prod(s.shape[:-1]) * math.ceil(s.shape[-1] * bits / 8)  # bilevel: rows of bits
+    stored = _bilevel_bytes(pages) or needed
     if pages and all(pg.compression == 1 for pg in pages):  # uncompressed: strips hold the bytes
         if held < stored:
             raise VolumeFileError(f"cannot read {p}: damaged TIFF ({what}, its image strips hold "
@@ -421,6 +419,16 @@ def _check_tiff_sizes(s: Any, pages: list[Any], p: Path) -> None:
                                   "bytes of deflate data can hold)")
     check_memory(needed, f"reading {p} ({s.shape} {s.dtype.name} by its header; if the file is "
                          "much smaller, the header is damaged)")
+
+
+def _bilevel_bytes(pages: list[Any]) -> int:
+    """Bytes of 1-bit (bool) pages, whose rows are packed to whole bytes; 0 for other pages."""
+    key = [getattr(pg, "keyframe", pg) for pg in pages]
+    if not key or any(int(getattr(k, "bitspersample", 8)) >= 8 for k in key):
+        return 0
+    return sum(int(k.imagedepth) * int(k.imagelength)
+               * math.ceil(int(k.imagewidth) * int(k.samplesperpixel) * int(k.bitspersample) / 8)
+               for k in key)
 
 
 def _tiff_layout(tif: Any) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
