@@ -9,6 +9,7 @@ exception type and never a silently different result.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,14 @@ from twinsr.io import read_metadata, read_volume, write_volume
 from twinsr.sr import SRModel, SRResNet3d, load_model, save_bundle
 from twinsr.stochastic import ChiSquareModel
 from twinsr.study.records import SkipRecord
+
+
+def _examples(n: int) -> dict[str, Any]:
+    """``n`` examples, the same ones on every run (the suite must not flicker); set
+    TWINSR_HYPOTHESIS_EXAMPLES=N for a deeper, randomised search."""
+    deep = int(os.environ.get("TWINSR_HYPOTHESIS_EXAMPLES", "0"))
+    return {"max_examples": deep or n, "derandomize": not deep, "deadline": None,
+            "database": None}
 
 
 def _net(seed: int = 0, in_channels: int = 1) -> SRResNet3d:
@@ -44,7 +53,7 @@ def test_same_bundle_same_bytes(tmp_path: Path) -> None:
                        metadata={"k": 1}).read_bytes() != a
 
 
-SETTINGS = settings(max_examples=40, deadline=None, database=None,
+SETTINGS = settings(**_examples(40),
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -373,7 +382,7 @@ def _flip_outcome(path: Path, pos: int) -> str:
 
 @pytest.mark.parametrize("compress", [False, True])
 @pytest.mark.parametrize("suffix", [".tif", ".npy", ".npz", ".h5", ".raw"])
-@settings(max_examples=30, deadline=None, database=None,
+@settings(**_examples(30),
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_volume_bit_flips(tmp_path: Path, suffix: str, compress: bool,
@@ -401,7 +410,7 @@ def test_volume_bit_flips(tmp_path: Path, suffix: str, compress: bool,
         assert bad.name in str(exc)
 
 
-@settings(max_examples=30, deadline=None, database=None,
+@settings(**_examples(30),
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data(), compress=st.booleans())
 def test_zarr_bit_flips(tmp_path: Path, data: st.DataObject, compress: bool) -> None:
