@@ -239,7 +239,8 @@ def voxel_crc32(arr: np.ndarray) -> int:
 
     Recorded by :func:`write_volume` with every volume and checked by :func:`read_volume`, so
     that a flipped bit in uncompressed voxel data (which no format here checks) is an error.
-    Runs at several GB/s in blocks of about 64 MiB (no full copy of a non-contiguous array).
+    About 1.3 GB/s (0.4 s for an 800³ uint8 volume on a 2-core machine), in blocks of about
+    64 MiB (no full copy of a non-contiguous array).
 
     Examples
     --------
