@@ -51,9 +51,9 @@ def test_kill_database(tmp_path: Path) -> None:
 def test_kill_train(tmp_path: Path) -> None:
     out = kill_and_resume(train_scenario(), tmp_path, [
         Trigger("line", r"epoch \d+:", 1),                # right after a checkpoint
-        Trigger("line", r"epoch \d+:", 1, 0.15),          # inside the next epoch
-        Trigger("glob", "run/model.pt", 1),               # the bundle written, run.json not yet
-    ])
+        Trigger("line", r"epoch \d+:", 2, 0.05),          # inside an epoch, two epochs on
+        Trigger("line", r"epoch \d+:", 1, 0.1),           # inside the next epoch
+    ])  # (killed between the bundle and run.json: test_train_crash_before_run_json)
     _check(out)
 
 
