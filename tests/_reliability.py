@@ -521,9 +521,9 @@ def _params(folder: Path) -> None:
     ChiSquareModel(nu=1.4, gamma=0.3).to_json(folder / "params.json")
 
 
-def database_scenario(n: int = 4, shape: int = 16) -> Scenario:
+def database_scenario(n: int = 6, shape: int = 24) -> Scenario:
     args = ["database", "params.json", "-o", "db", "--n", str(n), "--shape", str(shape),
-            "--alphas", "2,4", "--split", "2,1,1", "--seed", "3", "--device", "cpu"]
+            "--alphas", "2,4", "--split", "4,1,1", "--seed", "3", "--device", "cpu"]
     return Scenario("database", args, "db", _params)
 
 
