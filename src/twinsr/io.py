@@ -29,9 +29,11 @@ Damaged files: every reader raises :class:`~twinsr.exceptions.VolumeFileError` n
 a truncated, zero-byte or garbled file, including a TIFF whose page offsets are invalid (tifffile
 would return an empty array) and metadata that is not valid JSON. Every volume written here also
 records its shape and dtype in its metadata; a file whose header was damaged so that it decodes to
-another shape or dtype is refused. Flipped bytes inside uncompressed voxel data cannot be detected
-(no format here carries a checksum of the data; compressed npz, zarr and h5 chunks usually fail to
-decompress).
+another shape or dtype is refused, and so is one whose voxels no longer match the CRC-32 recorded
+with them (:func:`voxel_crc32`): a flipped bit in uncompressed voxel data, or an HDF5 chunk index
+pointing at other bytes, is an error too. Files written by other software (or by twinsr before the
+CRC was recorded) carry no such record; in their uncompressed voxel data a flipped bit cannot be
+seen.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ __all__ = [
     "read_metadata",
     "read_volume",
     "volume_info",
+    "voxel_crc32",
     "write_volume",
 ]
 
@@ -68,7 +71,7 @@ log = logging.getLogger(__name__)
 
 SUPPORTED_SUFFIXES = (".tif", ".tiff", ".npy", ".npz", ".raw", ".zarr", ".h5", ".hdf5")
 _META_KEY = "twinsr_metadata"
-_ARRAY_KEY = "twinsr_array"  # {"shape": [...], "dtype": "uint8"}: written with every volume
+_ARRAY_KEY = "twinsr_array"  # {"shape", "dtype", "crc32"}: written with every volume
 _DEFLATE = (8, 32946)  # TIFF compression codes of zlib / deflate
 _DEFLATE_MAX_RATIO = 1032  # deflate cannot expand a byte of input into more than ~1032 bytes
 PathLike = str | os.PathLike[str]
@@ -219,21 +222,77 @@ def _read(path: PathLike, key: str | None, *, load: bool) -> tuple[np.ndarray | 
 
 
 def _check_declared(arr: np.ndarray, declared: Any, p: Path) -> np.ndarray:
-    """The array as its metadata says it was written (shape and dtype), or VolumeFileError."""
+    """The array as its metadata says it was written (shape, dtype and the CRC-32 of its
+    voxels, where recorded), or VolumeFileError."""
+    shape = _check_header(arr.shape, arr.dtype, declared, p)
+    arr = arr.reshape(shape)  # formats that drop axes of length 1 (ImageJ TIFF) get them back
+    want = declared.get("crc32")
+    if want is not None and voxel_crc32(arr) != want:
+        raise VolumeFileError(
+            f"cannot read {p}: the file is damaged (its voxels do not match the CRC-32 recorded "
+            "when it was written); restore it from its source")
+    return arr
+
+
+def voxel_crc32(arr: np.ndarray) -> int:
+    """CRC-32 of an array's voxels in C order, little-endian (independent of its memory layout).
+
+    Recorded by :func:`write_volume` with every volume and checked by :func:`read_volume`, so
+    that a flipped bit in uncompressed voxel data (which no format here checks) is an error.
+    About 1.3 GB/s (0.4 s for an 800³ uint8 volume on a 2-core machine), in blocks of about
+    64 MiB (no full copy of a non-contiguous array).
+
+    Examples
+    --------
+    >>> a = np.arange(6, dtype=np.uint16).reshape(2, 3)
+    >>> voxel_crc32(a) == voxel_crc32(np.asfortranarray(a)) == voxel_crc32(a.astype(">u2"))
+    True
+    """
+    import zlib
+
+    a = np.asarray(arr)
+    le = a.dtype.newbyteorder("<")
+    if a.ndim == 0 or a.size == 0:
+        return zlib.crc32(np.ascontiguousarray(a, dtype=le).tobytes())
+    step = max(1, (64 << 20) // max(1, a[0].nbytes))
+    crc = 0
+    for i in range(0, a.shape[0], step):
+        crc = zlib.crc32(np.ascontiguousarray(a[i:i + step], dtype=le).view(np.uint8).reshape(-1),
+                         crc)
+    return crc
+
+
+def _check_header(shape: tuple[int, ...], dtype: Any, declared: Any, p: Path) -> tuple[int, ...]:
+    """Compare the shape and dtype a header decodes to with the metadata's record of what was
+    written (if any); return the recorded shape. Raises VolumeFileError."""
+    dtype = np.dtype(dtype)
+    if declared is None:
+        return tuple(shape)
     try:
-        shape = tuple(int(s) for s in declared["shape"])
-        dtype = np.dtype(declared["dtype"])
+        want = tuple(int(s) for s in declared["shape"])
+        want_dtype = np.dtype(declared["dtype"])
     except (KeyError, TypeError, ValueError) as exc:
         raise VolumeFileError(f"cannot read {p}: its metadata entry {_ARRAY_KEY!r} is damaged "
                               f"({declared!r}); restore the file from its source") from exc
-    squeezed = tuple(s for s in arr.shape if s != 1) == tuple(s for s in shape if s != 1)
-    if arr.dtype != dtype or not squeezed:
+    squeezed = tuple(s for s in shape if s != 1) == tuple(s for s in want if s != 1)
+    if dtype != want_dtype or not squeezed:
         raise VolumeFileError(
-            f"cannot read {p}: the file is damaged (it was written as shape {shape} {dtype.name} "
-            f"but its header now decodes to shape {arr.shape} {arr.dtype.name}); restore it from "
-            "its source"
+            f"cannot read {p}: the file is damaged (it was written as shape {want} "
+            f"{want_dtype.name} but its header now decodes to shape {tuple(shape)} "
+            f"{dtype.name}); restore it from its source"
         )
-    return arr.reshape(shape)  # formats that drop axes of length 1 (ImageJ TIFF) get them back
+    return want
+
+
+def _check_before_reading(shape: tuple[int, ...], dtype: Any, meta: dict[str, Any],
+                          p: Path) -> None:
+    """Before the voxels are read (HDF5, Zarr): the header agrees with the metadata's record,
+    and the array fits in memory. A damaged dimension would otherwise make the reader fill a
+    huge buffer (a flipped bit in an HDF5 header got the process killed for memory)."""
+    _check_header(shape, dtype, meta.get(_ARRAY_KEY), p)
+    check_memory(math.prod(shape) * np.dtype(dtype).itemsize,
+                 f"reading {p} ({tuple(shape)} {np.dtype(dtype).name} by its header; if the file "
+                 "is much smaller, the header is damaged)")
 
 
 def pick_array_key(names: list[str], key: str | None, where: Path) -> str:
@@ -350,8 +409,9 @@ def _check_tiff_sizes(s: Any, pages: list[Any], p: Path) -> None:
     needed = math.prod(s.shape) * s.dtype.itemsize
     held = sum(int(b) for pg in pages for b in pg.databytecounts)
     what = f"its header describes {s.shape} {s.dtype.name} = {needed} bytes"
+    stored = _bilevel_bytes(pages) or needed
     if pages and all(pg.compression == 1 for pg in pages):  # uncompressed: strips hold the bytes
-        if held < needed:
+        if held < stored:
             raise VolumeFileError(f"cannot read {p}: damaged TIFF ({what}, its image strips hold "
                                   f"{held} bytes)")
     elif pages and all(pg.compression in _DEFLATE for pg in pages):
@@ -360,6 +420,16 @@ def _check_tiff_sizes(s: Any, pages: list[Any], p: Path) -> None:
                                   "bytes of deflate data can hold)")
     check_memory(needed, f"reading {p} ({s.shape} {s.dtype.name} by its header; if the file is "
                          "much smaller, the header is damaged)")
+
+
+def _bilevel_bytes(pages: list[Any]) -> int:
+    """Bytes of 1-bit (bool) pages, whose rows are packed to whole bytes; 0 for other pages."""
+    key = [getattr(pg, "keyframe", pg) for pg in pages]
+    if not key or any(int(getattr(k, "bitspersample", 8)) >= 8 for k in key):
+        return 0
+    return sum(int(k.imagedepth) * int(k.imagelength)
+               * math.ceil(int(k.imagewidth) * int(k.samplesperpixel) * int(k.bitspersample) / 8)
+               for k in key)
 
 
 def _tiff_layout(tif: Any) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
@@ -500,7 +570,10 @@ def _read_zarr(p: Path, key: str | None, load: bool) -> _Read:
     if isinstance(node, zarr.Group):
         node = node[pick_array_key(sorted(name for name, _ in node.arrays()), key, p)]
     meta = _meta_from(dict(node.attrs).get(_META_KEY), f"the metadata of {p}", _damaged(p))
-    return (np.asarray(node[...]) if load else None), meta
+    if not load:
+        return None, meta
+    _check_before_reading(tuple(node.shape), node.dtype, meta, p)
+    return np.asarray(node[...]), meta
 
 
 def _read_h5(p: Path, key: str | None, load: bool) -> _Read:
@@ -511,7 +584,10 @@ def _read_h5(p: Path, key: str | None, load: bool) -> _Read:
         f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
         ds = f[pick_array_key(names, key, p)]
         meta = _meta_from(ds.attrs.get(_META_KEY), f"the metadata of {p}", _damaged(p))
-        return (ds[...] if load else None), meta
+        if not load:
+            return None, meta
+        _check_before_reading(tuple(ds.shape), ds.dtype, meta, p)
+        return ds[...], meta
 
 
 _READERS = {
@@ -569,7 +645,8 @@ def write_volume(
     vs = normalize_voxel_size(voxel_size)
     meta: dict[str, Any] = dict(metadata or {})
     meta.update({"voxel_size": list(vs) if vs else None, "unit": unit,
-                 _ARRAY_KEY: {"shape": list(arr.shape), "dtype": arr.dtype.name}})
+                 _ARRAY_KEY: {"shape": list(arr.shape), "dtype": arr.dtype.name,
+                              "crc32": voxel_crc32(arr)}})
     try:
         meta_json = json.dumps(meta, default=_json_default)
     except (TypeError, ValueError) as exc:

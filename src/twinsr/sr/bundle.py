@@ -11,6 +11,10 @@ training (resume, transfer), :func:`twinsr.sr.superresolve`, :func:`twinsr.scale
 and the CLI, so that e.g. a diffusion-input model is always fed channels solved along the axis it
 was trained on.
 
+Every bundle written since format version 2 also stores a SHA-256 of its contents (tensors, spec,
+architecture, metadata; :func:`bundle_digest`), checked on load: a damaged file is a
+:class:`~twinsr.exceptions.BundleError`, never a silently different network.
+
 Format versions: 2 (this one) stores the spec under ``"spec"``. Version 1 (no spec) is still
 read: its spec is derived from the stored α, inputs and μ*, the metadata's ``targets`` and
 ``config`` (crop), and its ``transport_axis`` when recorded; a version-1 diffusion-input bundle
@@ -20,6 +24,9 @@ a :class:`~twinsr.exceptions.ModelWarning` saying so.
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -40,6 +47,7 @@ __all__ = [
     "INPUTS",
     "ModelSpec",
     "SRModel",
+    "bundle_digest",
     "input_channels",
     "load_model",
     "resolve_bundle_path",
@@ -386,6 +394,12 @@ def save_bundle(
         The spec disagrees with the architecture or is invalid (μ* outside (0, 1), a missing
         transport axis, ...).
 
+    Notes
+    -----
+    The same network, spec and metadata always give the same bytes (a bundle can be pinned by
+    its hash). Peak memory: about twice the size of the weights (the file is serialised in
+    memory first).
+
     Examples
     --------
     >>> import tempfile
@@ -407,7 +421,7 @@ def save_bundle(
                        transport_axis=transport_axis, crop=crop, spec=spec).spec
     except ConfigError as exc:
         raise BundleError(f"cannot save the bundle {path}: {exc}") from None
-    payload = {
+    payload: dict[str, Any] = {
         "format": BUNDLE_FORMAT,
         "format_version": BUNDLE_VERSION,
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
@@ -415,10 +429,43 @@ def save_bundle(
         "spec": spec.to_dict(),
         "metadata": metadata or {},
     }
+    payload[_DIGEST_KEY] = bundle_digest(payload)
     path = Path(path)
+    # serialised in memory: torch.save names the archive inside the file after the file it
+    # writes, so saving straight to atomic_path's random temporary name would give different
+    # bytes for the same bundle every time; from a buffer the bytes depend on the contents only
+    buf = io.BytesIO()
+    torch.save(payload, buf)
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        tmp.write_bytes(buf.getvalue())
     return path
+
+
+_DIGEST_KEY = "sha256"
+_DIGESTED = ("format", "format_version", "arch", "spec", "metadata")
+
+
+def bundle_digest(payload: dict[str, Any]) -> str:
+    """SHA-256 of a bundle's contents: every tensor (name, dtype, shape, bytes) and the JSON of
+    its format, architecture, spec and metadata.
+
+    Stored in every bundle under ``"sha256"`` and checked by :func:`load_model`: torch's file
+    format carries no checksum of the tensor data, so without it a flipped bit inside the
+    weights would load silently as a different network.
+
+    Raises
+    ------
+    TypeError, ValueError, KeyError
+        A payload without a ``state_dict`` mapping of tensors (the caller reports the file).
+    """
+    h = hashlib.sha256()
+    for name, t in sorted(payload["state_dict"].items()):
+        t = t.detach().cpu().contiguous()
+        h.update(json.dumps([name, str(t.dtype), list(t.shape)]).encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    rest = {k: payload.get(k) for k in _DIGESTED}
+    h.update(json.dumps(rest, sort_keys=True, default=repr).encode())
+    return h.hexdigest()
 
 
 def resolve_bundle_path(path: str | os.PathLike[str]) -> Path:
@@ -477,6 +524,22 @@ def _read_payload(p: Path) -> dict[str, Any]:
     return payload
 
 
+def _check_digest(payload: dict[str, Any], p: Path) -> None:
+    """Compare the stored SHA-256 (if any: bundles written before it have none) with the
+    contents. Runs after the consistency checks, which name a more specific problem."""
+    stored = payload.get(_DIGEST_KEY)
+    if stored is None:
+        return
+    try:
+        actual = bundle_digest(payload)
+    except (AttributeError, KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise BundleError(f"model bundle {p} is damaged ({type(exc).__name__}: {exc}); "
+                          "retrain or copy it again") from None
+    if actual != stored:
+        raise BundleError(f"model bundle {p} is damaged: its contents do not match the "
+                          "SHA-256 checksum stored in it; retrain or copy it again")
+
+
 def load_model(
     path: str | os.PathLike[str],
     *,
@@ -532,6 +595,7 @@ def load_model(
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         reason = str(exc) if isinstance(exc, TwinsrError) else f"{type(exc).__name__}: {exc}"
         raise BundleError(f"model bundle {p} is inconsistent: {reason}") from None
+    _check_digest(payload, p)
     if alpha is not None and int(alpha) != model.alpha:
         raise BundleError(f"the model {p} super-resolves by alpha={model.alpha}, not "
                           f"alpha={alpha}; use the bundle trained for that factor")

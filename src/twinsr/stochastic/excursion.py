@@ -465,13 +465,17 @@ class ChiSquareModel:
         Raises
         ------
         ConfigError
-            Missing file, invalid JSON, or invalid parameters (see :meth:`from_dict`).
+            Missing, damaged or foreign file (not UTF-8, not JSON), or invalid parameters (see
+            :meth:`from_dict`); the message names the file.
         """
         p = Path(path)
         try:
             text = p.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot read model parameters {p}: {exc}") from exc
+        except UnicodeDecodeError as exc:  # a damaged or foreign (binary) file
+            raise ConfigError(f"model parameters {p} are not UTF-8 text ({exc}); the file is "
+                              "damaged or not a twinsr parameter file") from exc
         try:
             d = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -479,4 +483,10 @@ class ChiSquareModel:
         # a calibration file may wrap the model under "model"
         if isinstance(d, dict) and isinstance(d.get("model"), dict):
             d = d["model"]
-        return cls.from_dict(d)
+        try:
+            return cls.from_dict(d)
+        except ConfigError as exc:
+            raise ConfigError(f"invalid model parameters in {p}: {exc}") from None
+        except (TypeError, ValueError) as exc:  # e.g. a number stored as a string
+            raise ConfigError(f"invalid model parameters in {p}: {type(exc).__name__}: "
+                              f"{exc}") from None

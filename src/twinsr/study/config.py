@@ -318,14 +318,19 @@ class StudyConfig(BaseModel):
         Raises
         ------
         ConfigError
-            Unreadable YAML, an unknown key or an invalid value (the message names the key).
+            Text that is not UTF-8 or not YAML, an unknown key or an invalid value (the message
+            names the file and the key).
         FileNotFoundError
             No such file.
         """
         import yaml
 
         p = Path(path)
-        text = p.read_text(encoding="utf-8")
+        try:
+            text = p.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:  # a damaged or binary file
+            raise ConfigError(f"{p}: not UTF-8 text ({exc}); is it a YAML study config?"
+                              ) from None
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:

@@ -16,7 +16,8 @@ skip is logged):
 The output folder holds ``study.json`` (resolved config, seed, package versions, git hash,
 device, and the :class:`~twinsr.study.records.SkipRecord` of every skipped evaluation, which a
 rerun reads instead of redoing the check) and ``config.yaml``. A folder holding a *different*
-study is refused unless ``force=True``, which deletes that study's artefacts first. A
+study is refused unless ``force=True``, which deletes that study's artefacts first. Temporaries
+that a run killed mid-write left in the folder are removed when the study is rerun. A
 ``study.json`` of the earlier layout (no ``"layout"`` key, skips kept as sentences in
 ``eval/*__skipped.json``) is read: its skip decisions are derived again from the volumes.
 """
@@ -36,7 +37,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from twinsr._atomic import atomic_path, atomic_write_text
+from twinsr._atomic import atomic_path, atomic_write_text, remove_stale_temporaries
 from twinsr._provenance import git_hash, package_versions
 from twinsr._validation import as_binary_volume, resolve_device
 from twinsr.exceptions import ConfigError, StudyWarning, TwinsrError, VolumeError
@@ -236,8 +237,10 @@ def _read_study_file(path: Path) -> tuple[dict[str, Any], list[SkipRecord]]:
     if layout != LAYOUT:
         raise ConfigError(f"{path} has layout {layout!r}, this twinsr reads layouts 1 and "
                           f"{LAYOUT} (written by another twinsr version?)")
+    if "skipped" not in old:  # written with every layout-2 study.json, even when empty
+        raise ConfigError(f"{path} is unreadable (no 'skipped' list)")
     try:
-        return old, skip_records(old.get("skipped", []))
+        return old, skip_records(old["skipped"])
     except ConfigError as exc:
         raise ConfigError(f"{path} is unreadable ({exc})") from None
 
@@ -270,7 +273,8 @@ def _previous_study(cfg: StudyConfig, out: Path, force: bool, log: _Log
         diff = config_difference(old["config"], new_id)
         if not force:
             raise ConfigError(
-                f"{out} holds a different study; differences (existing -> requested): "
+                f"{out} holds a different study (its {study_path.name}); differences (existing "
+                "-> requested): "
                 + "; ".join(diff) + ". Use another folder, or force=True (--force) to "
                 "delete that study's outputs and start again")
         log(f"--force: removing the previous study in {out} ({'; '.join(diff)})")
@@ -300,6 +304,11 @@ def _prepare_folder(cfg: StudyConfig, out: Path, force: bool, log: _Log
         raise ConfigError(f"{out} is not empty and holds no {STUDY_FILE}; choose an empty or new "
                           "folder, or pass force=True (--force) to use it anyway")
     out.mkdir(parents=True, exist_ok=True)
+    stale = remove_stale_temporaries(out)  # left by an earlier run killed mid-write
+    if stale:
+        log(f"removed {len(stale)} temporary file(s) of an interrupted run: "
+            + ", ".join(str(p.relative_to(out)) for p in stale[:5])
+            + (" ..." if len(stale) > 5 else ""))
     dev = resolve_device(cfg.device)
     meta = {"name": cfg.name, "config": cfg.identity(), "seed": cfg.seed,
             "versions": package_versions(), "git": git_hash(), "device": _device_desc(dev),

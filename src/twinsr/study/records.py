@@ -17,9 +17,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from twinsr.exceptions import ConfigError
+from twinsr._validation import check_alpha
+from twinsr.exceptions import ConfigError, VolumeError
+from twinsr.study.evaluate import SOURCES
 
-__all__ = ["LAYOUT", "SkipRecord", "skip_records"]
+__all__ = ["LAYOUT", "STEPS", "SkipRecord", "skip_records"]
+
+#: The study steps a record can name (in the order they run).
+STEPS = ("calibrate", "database", "train", "evaluate")
 
 #: Layout of ``study.json``: 2 = skip decisions as :class:`SkipRecord` mappings (layout 1,
 #: without the ``"layout"`` key, kept them as sentences in ``eval/*__skipped.json``).
@@ -69,7 +74,9 @@ class SkipRecord:
         Raises
         ------
         ConfigError
-            Not a mapping, unknown or missing keys, or values of the wrong type.
+            Not a mapping, unknown or missing keys, values of the wrong type, a step not in
+            :data:`STEPS`, a source not in :data:`twinsr.study.evaluate.SOURCES`, or an α that
+            is not a supported scale factor (what a damaged ``study.json`` gives).
         """
         if not isinstance(data, dict):
             raise ConfigError(f"a skip record must be a mapping, got {type(data).__name__}")
@@ -86,6 +93,13 @@ class SkipRecord:
                 not (method is None or isinstance(method, str)):
             raise ConfigError(f"skip record {data!r}: alpha must be an integer, method a "
                               "string or null, the other fields strings")
+        if data["step"] not in STEPS or data["source"] not in SOURCES:
+            raise ConfigError(f"skip record {data!r}: step must be one of {STEPS} and source "
+                              f"one of {SOURCES}")
+        try:
+            check_alpha(alpha)
+        except VolumeError as exc:
+            raise ConfigError(f"skip record {data!r}: {exc}") from None
         return cls(data["step"], data["source"], data["sample"], alpha, data["reason"], method)
 
 
