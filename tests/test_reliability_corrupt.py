@@ -282,9 +282,6 @@ def test_study_yaml_that_is_not_text(tmp_path: Path) -> None:
         StudyConfig.from_yaml(p)
 
 
-@pytest.mark.xfail(strict=True, raises=UnicodeDecodeError,
-                   reason="sr/config.py TrainConfig.from_yaml catches OSError and "
-                   "YAMLError only: a non-UTF-8 byte escapes as UnicodeDecodeError")
 def test_train_yaml_that_is_not_text(tmp_path: Path) -> None:
     from twinsr.sr import TrainConfig
 
@@ -340,19 +337,12 @@ def test_database_cut_manifest_and_arrays(database: Path) -> None:
     assert _database_outcome(database, ref, "hr.npy") == "error"
 
 
-@pytest.mark.xfail(strict=True, raises=EOFError,
-                   reason="sr/database.py Database._load catches OSError and "
-                   "ValueError; np.load of a zero-byte file raises EOFError")
 def test_database_zero_byte_array(database: Path) -> None:
     ref = _use_database(database)
     (database / "m00_r00" / "hr.npy").write_bytes(b"")
     assert _database_outcome(database, ref, "hr.npy") == "error"
 
 
-@pytest.mark.xfail(strict=True, raises=KeyError,
-                   reason="sr/database.py reads manifest['settings'][...] and "
-                   "manifest['entries'][name][...] unchecked: a damaged key (18 of 400 random "
-                   "bit flips) raises a bare KeyError")
 @pytest.mark.parametrize("damage", [(b'"diffusion"', b'"diffusioo"'),
                                     (b'"realization"', b'"realizatinn"'),
                                     (b'"splits"', b'"spmits"')])
@@ -431,9 +421,6 @@ def test_zarr_bit_flips(tmp_path: Path, data: st.DataObject, compress: bool) -> 
     _flip_outcome(bad, pos)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="sr/config.py TrainConfig.from_yaml: the 'invalid training config' "
-                   "error of a bad value does not name the file")
 def test_train_yaml_errors_name_the_file(tmp_path: Path) -> None:
     from twinsr.sr import TrainConfig
 
@@ -473,9 +460,6 @@ def test_checkpoint_cut_is_refused(checkpoint: Path) -> None:
             _resume(checkpoint)
 
 
-@pytest.mark.xfail(strict=True, raises=KeyError,
-                   reason="sr/train.py _load_checkpoint reads ck['identity'] (and the other "
-                   "entries) outside its try: a checkpoint lacking one raises a bare KeyError")
 def test_checkpoint_without_identity(checkpoint: Path) -> None:
     ck = torch.load(checkpoint, weights_only=True)
     del ck["identity"]
@@ -484,9 +468,6 @@ def test_checkpoint_without_identity(checkpoint: Path) -> None:
         _resume(checkpoint)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="sr/train.py checkpoints carry no checksum: a flipped bit in the "
-                   "weights resumes silently from other weights")
 def test_checkpoint_weights_flip_is_refused(checkpoint: Path) -> None:
     ck = torch.load(checkpoint, weights_only=True)
     w = max(ck["model"].values(), key=lambda t: t.numel()).numpy().tobytes()

@@ -241,20 +241,12 @@ def _train_crash(db: Path, out: Path, monkeypatch: pytest.MonkeyPatch, name: str
     tr.train(db, alpha=2, out_dir=out, config=_micro(), resume=True, device="cpu")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="sr/train.py _finish writes run.json after the "
-                   "checkpoint marked finished; killed in between, the rerun returns the "
-                   "finished result and never writes run.json")
 def test_train_crash_before_run_json(train_db: Path, tmp_path: Path,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     _train_crash(train_db, tmp_path / "run", monkeypatch, "run.json", 1)
     assert (tmp_path / "run" / "run.json").exists()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="sr/train.py writes history.csv after the epoch's "
-                   "checkpoint; killed in between after the last epoch, no later call rewrites "
-                   "it and it lacks that epoch for good")
 def test_train_crash_before_last_history(train_db: Path, tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     import pandas as pd

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from twinsr.exceptions import MemoryBudgetError, TwinsrError, VolumeError
+from twinsr.exceptions import ConfigError, MemoryBudgetError, TwinsrError, VolumeError
 
 __all__ = [
     "PHASE_NAMES",
@@ -27,6 +27,7 @@ __all__ = [
     "check_positive",
     "check_shape",
     "check_volume",
+    "read_yaml_config",
     "resolve_device",
 ]
 
@@ -326,3 +327,54 @@ def resolve_device(device: str = "auto") -> str:
             )
         return dev
     raise VolumeError(f"`device` must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+
+
+def read_yaml_config(path: object, what: str) -> dict:
+    """Read a YAML config file into a mapping; every failure is a :class:`ConfigError` naming it.
+
+    Parameters
+    ----------
+    path : path-like
+        The YAML file.
+    what : str
+        What the file holds, for the messages (e.g. ``"training config"``).
+
+    Returns
+    -------
+    dict
+        The file's mapping (``{}`` for an empty file).
+
+    Raises
+    ------
+    ConfigError
+        The file is missing or unreadable, not UTF-8 text, not valid YAML, or not a mapping.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "c.yaml"
+    >>> _ = p.write_text("epochs: 3")
+    >>> read_yaml_config(p, "training config")
+    {'epochs': 3}
+    """
+    import os
+
+    import yaml
+
+    p = os.fspath(path)  # type: ignore[call-overload]
+    try:
+        with open(p, encoding="utf-8") as fh:
+            text = fh.read()
+    except UnicodeDecodeError as exc:  # a damaged or binary file
+        raise ConfigError(f"{p}: not UTF-8 text ({exc}); is it a YAML {what}?") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {p}: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML ({exc})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: a {what} must be a mapping of fields, got {type(data).__name__}")
+    return data

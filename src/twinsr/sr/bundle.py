@@ -524,6 +524,46 @@ def _read_payload(p: Path) -> dict[str, Any]:
     return payload
 
 
+def _update_digest(h: Any, obj: Any) -> None:
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous()
+        h.update(json.dumps(["tensor", str(t.dtype), list(t.shape)]).encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(obj, dict):
+        h.update(b"{")
+        for k in sorted(obj, key=repr):
+            h.update(repr(k).encode())
+            _update_digest(h, obj[k])
+        h.update(b"}")
+    elif isinstance(obj, (list, tuple)):
+        h.update(b"[")
+        for v in obj:
+            _update_digest(h, v)
+        h.update(b"]")
+    else:
+        h.update(json.dumps(obj, default=repr).encode())
+
+
+def state_digest(obj: Any) -> str:
+    """SHA-256 of a nested structure of tensors, mappings, sequences and JSON scalars.
+
+    Used for training checkpoints (weights, optimizer state, best weights, RNG state): like
+    :func:`bundle_digest` it catches a flipped bit inside tensor data, which torch's file format
+    does not check.
+
+    Examples
+    --------
+    >>> a = {"w": torch.zeros(3), "epoch": 2}
+    >>> state_digest(a) == state_digest({"epoch": 2, "w": torch.zeros(3)})
+    True
+    >>> state_digest(a) == state_digest({"w": torch.ones(3), "epoch": 2})
+    False
+    """
+    h = hashlib.sha256()
+    _update_digest(h, obj)
+    return h.hexdigest()
+
+
 def _check_digest(payload: dict[str, Any], p: Path) -> None:
     """Compare the stored SHA-256 (if any: bundles written before it have none) with the
     contents. Runs after the consistency checks, which name a more specific problem."""

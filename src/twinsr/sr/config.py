@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from twinsr._validation import read_yaml_config
 from twinsr.exceptions import ConfigError
 from twinsr.sr.targets import objective_term, target_kind
 
@@ -200,18 +200,19 @@ class TrainConfig(BaseModel):
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str], *, base: str | None = None) -> TrainConfig:
-        """Load a YAML file; with ``base`` its keys override that preset."""
-        import yaml
+        """Load a YAML file; with ``base`` its keys override that preset.
 
-        p = Path(path)
+        Raises
+        ------
+        ConfigError
+            The file is unreadable, not UTF-8 text, not YAML, not a mapping, or holds an unknown
+            key or an invalid value (the message names the file).
+        """
+        data = read_yaml_config(path, "training config")
         try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read training config {p}: {exc}") from exc
-        if not isinstance(data, dict):
-            raise ConfigError(f"training config {p} must be a mapping of fields, got "
-                              f"{type(data).__name__}")
-        return cls.preset(base, **data) if base else cls.from_dict(data)
+            return cls.preset(base, **data) if base else cls.from_dict(data)
+        except ConfigError as exc:
+            raise ConfigError(f"{os.fspath(path)}: {exc}") from None
 
     def to_yaml(self) -> str:
         import yaml

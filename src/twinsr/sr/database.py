@@ -344,6 +344,29 @@ class Pair:
         yield np.asarray(self.hr)
 
 
+def _check_manifest(m: dict[str, Any], path: Path) -> None:
+    """Refuse a manifest whose structure is damaged (a renamed key, a wrong type) by name."""
+    def bad(what: str) -> DatasetError:
+        return DatasetError(f"{path} is damaged ({what}); rerun `twinsr database` with the same "
+                            "arguments to rewrite it")
+
+    s, splits, entries = m.get("settings"), m.get("splits"), m.get("entries")
+    if not isinstance(s, dict) or not isinstance(splits, dict) or not isinstance(entries, dict):
+        raise bad("'settings', 'splits' or 'entries' is missing or not a mapping")
+    for key, kind in (("alphas", list), ("shape", list), ("diffusion", bool), ("axis", int),
+                      ("split", list)):
+        if not isinstance(s.get(key), kind):
+            raise bad(f"settings[{key!r}] is missing or not a {kind.__name__}")
+    for split, names in splits.items():
+        if split not in SPLITS or not isinstance(names, list):
+            raise bad(f"split {split!r} is unknown or not a list")
+        for name in names:
+            e = entries.get(name)
+            if not isinstance(e, dict) or not all(isinstance(e.get(k), int)
+                                                  for k in ("model", "realization")):
+                raise bad(f"entry {name!r} is missing or lacks 'model'/'realization'")
+
+
 class Database:
     """A database folder written by :func:`build_database`.
 
@@ -369,6 +392,7 @@ class Database:
         if not self.manifest.get("complete"):
             raise DatasetError(f"database {self.path} is incomplete (the build was interrupted); "
                                "rerun `twinsr database` with the same arguments to finish it")
+        _check_manifest(self.manifest, man)
         s = self.manifest["settings"]
         self.alphas: tuple[int, ...] = tuple(s["alphas"])
         self.shape: tuple[int, ...] = tuple(s["shape"])
@@ -403,7 +427,7 @@ class Database:
         p = self.path / name / file
         try:
             return np.load(p, mmap_mode="r")
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, EOFError) as exc:  # EOFError: a zero-byte file
             raise DatasetError(f"database file {p} is missing or damaged ({exc}); rerun "
                                "`twinsr database` with the same arguments to repair it") from exc
 

@@ -74,7 +74,15 @@ from twinsr._atomic import atomic_path, atomic_write_text
 from twinsr._provenance import git_hash, package_versions
 from twinsr._validation import check_alpha, resolve_device
 from twinsr.exceptions import BundleError, ConfigError, ModelWarning
-from twinsr.sr.bundle import BUNDLE_NAME, ModelSpec, SRModel, input_channels, load_model, save_bundle
+from twinsr.sr.bundle import (
+    BUNDLE_NAME,
+    ModelSpec,
+    SRModel,
+    input_channels,
+    load_model,
+    save_bundle,
+    state_digest,
+)
 from twinsr.sr.config import PRESETS, TrainConfig
 from twinsr.sr.data import CropSampler, grid_crops
 from twinsr.sr.database import Database, open_database
@@ -456,16 +464,28 @@ def _setup(database: Database | str | os.PathLike[str], *, alpha: int, inputs: s
                 precision=training_precision(cfg.precision, dev, amp=cfg.amp), dist=dist)
 
 
+_CKPT_DIGEST = "sha256"  # checkpoints written before it have none and are still accepted
+_CKPT_KEYS = ("identity", "model", "optimizer", "epoch", "history", "best_val", "best_epoch",
+              "bad_epochs", "best_state")
+
+
 def _load_checkpoint(path: Path, identity: dict[str, Any]) -> dict[str, Any]:
     """Read a checkpoint and check that it belongs to this run's configuration."""
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(ck, dict) or ck.get("format") != CKPT_FORMAT:
             raise ValueError("not a twinsr checkpoint")
+        missing = [k for k in _CKPT_KEYS if k not in ck]
+        if missing:
+            raise ValueError(f"it lacks {', '.join(missing)}")
+        stored = ck.get(_CKPT_DIGEST)
+        if stored is not None and stored != state_digest(
+                {k: v for k, v in ck.items() if k != _CKPT_DIGEST}):
+            raise ValueError("its contents do not match the SHA-256 checksum stored in it")
+        old = _jsonable(ck["identity"])
     except Exception as exc:  # torch raises many types for a damaged file; all mean "unreadable"
         raise BundleError(f"cannot read checkpoint {path}: {exc}; delete it to start "
                           "over") from exc
-    old = _jsonable(ck["identity"])
     if "transport_axis" in identity and "transport_axis" not in old:  # written before the field
         old["transport_axis"] = identity["transport_axis"]
     for key in _NOT_IDENTITY:
@@ -516,6 +536,7 @@ def _save_checkpoint(run: _Run, state: TrainState) -> None:
         "transferred": list(state.transferred),
         "finished": bool(state.finished),
     }
+    payload[_CKPT_DIGEST] = state_digest(payload)
     with atomic_path(run.ckpt_path) as tmp:
         torch.save(payload, tmp)
 
@@ -790,9 +811,9 @@ def _end_epoch(run: _Run, state: TrainState, entry: dict[str, Any], writer: Any)
         writer.add_scalar("loss/train", entry["train_loss"], state.epoch)
         writer.add_scalar("loss/val", entry["val_loss"], state.epoch)
     state.torch_rng = torch.get_rng_state()
-    _save_checkpoint(run, state)
-    if run.dist.main:
+    if run.dist.main:  # before the checkpoint: a kill in between rewrites it on resume
         _write_history(run.out / "history.csv", state.history)
+    _save_checkpoint(run, state)
 
 
 def _run_epochs(run: _Run, state: TrainState, progress: ProgressFn | None, t0: float) -> None:
@@ -914,11 +935,11 @@ def _finish(run: _Run, state: TrainState, t0: float) -> TrainResult:
     if run.dist.main:
         save_bundle(run.out / BUNDLE_NAME, run.net.cpu(), spec=spec, metadata=_jsonable(meta))
         run.net.to(run.dev)
-        _save_checkpoint(run, state)
         run_info = {**meta, "seed": cfg.seed, "threshold": thr, "seconds": seconds,
                     "spec": spec.to_dict(), "database_settings": run.db.settings,
                     "result": {k: v for k, v in asdict(result).items() if k != "history"}}
         atomic_write_text(run.out / "run.json", json.dumps(_jsonable(run_info), indent=1))
+        _save_checkpoint(run, state)  # marked finished last: a kill before it redoes the finish
     _broadcast(None, run)  # nobody returns before the bundle is written
     return result
 

@@ -35,6 +35,7 @@ from pydantic import (
     model_validator,
 )
 
+from twinsr._validation import read_yaml_config
 from twinsr.exceptions import ConfigError
 from twinsr.resample import METHODS
 
@@ -318,29 +319,14 @@ class StudyConfig(BaseModel):
         Raises
         ------
         ConfigError
-            Text that is not UTF-8 or not YAML, an unknown key or an invalid value (the message
-            names the file and the key).
-        FileNotFoundError
-            No such file.
+            A missing or unreadable file, text that is not UTF-8 or not YAML, an unknown key or an
+            invalid value (the message names the file and the key).
         """
-        import yaml
-
-        p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:  # a damaged or binary file
-            raise ConfigError(f"{p}: not UTF-8 text ({exc}); is it a YAML study config?"
-                              ) from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML ({exc})") from None
-        if data is None:
-            data = {}
+        data = read_yaml_config(path, "study config")
         try:
             return cls.from_dict(data)
         except ConfigError as exc:
-            raise ConfigError(f"{p}: {exc}") from None
+            raise ConfigError(f"{path}: {exc}") from None
 
     def to_yaml(self) -> str:
         """The resolved config as YAML (round-trips through :meth:`from_yaml`)."""
