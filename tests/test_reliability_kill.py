@@ -28,7 +28,6 @@ from _reliability import (
     superresolve_scenario,
     train_scenario,
 )
-from twinsr.exceptions import VolumeFileError
 
 
 def _check(outcome) -> None:  # type: ignore[no-untyped-def]
@@ -158,37 +157,21 @@ def test_superresolve_zarr_crash_inside_a_block(tmp_path: Path,
     assert _zarr_bytes(got) == _zarr_bytes(ref)
 
 
-@pytest.mark.xfail(strict=True, raises=VolumeFileError,
-                   reason="scale.py _open_partial creates the store before it "
-                   "writes .twinsr-settings.json (not atomically): killed in between, every "
-                   "rerun refuses the folder ('holds an interrupted run with other settings "
-                   "(None)')")
 def test_superresolve_zarr_crash_before_settings(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     _crash_then_resume(tmp_path, monkeypatch, "create_zarr_array", after=True)
 
 
-@pytest.mark.xfail(strict=True, raises=FileNotFoundError,
-                   reason="scale.py removes .twinsr-done before the settings "
-                   "file and the rename: killed in between, the rerun's log line lists the "
-                   "missing folder (FileNotFoundError)")
 def test_superresolve_zarr_crash_while_finishing(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     _crash_then_resume(tmp_path, monkeypatch, "shutil.rmtree", after=True)
 
 
-@pytest.mark.xfail(strict=True, raises=VolumeFileError,
-                   reason="scale.py unlinks .twinsr-settings.json before the "
-                   "rename to OUT.zarr: killed in between, every rerun refuses the folder")
 def test_superresolve_zarr_crash_before_rename(tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     _crash_then_resume(tmp_path, monkeypatch, "os.replace", after=False)
 
 
-@pytest.mark.xfail(strict=True, raises=VolumeFileError,
-                   reason="scale.py refuses an existing OUT.zarr even when it is "
-                   "the finished output of the same call: killed after the rename (before the "
-                   "command's exit), the rerun fails with 'exists already'")
 def test_superresolve_zarr_rerun_after_completion(tmp_path: Path) -> None:
     import twinsr.scale as scale
 

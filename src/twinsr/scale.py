@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from twinsr._atomic import atomic_write_text
 from twinsr._validation import as_binary_volume, check_memory, resolve_device
 from twinsr.exceptions import VolumeError, VolumeFileError
 from twinsr.io import create_zarr_array, normalize_voxel_size, pick_array_key, read_volume
@@ -179,7 +180,9 @@ def superresolve_zarr(
     VolumeError
         Not 3-D / not binary input, bad ``chunk``.
     VolumeFileError
-        ``out`` is not a ``.zarr`` path, or exists already; an unreadable input file.
+        ``out`` is not a ``.zarr`` path, or exists already and is not the finished output of
+        a call with the same model, input and options (that one is returned as it is, so a
+        rerun after a kill is safe); an unreadable input file.
     ConfigError
         ``axis`` disagrees with the model's transport axis; a bare network without the
         ``threshold`` / ``axis`` it needs; ``tta`` not in {1, 8, 48}; ``uncertainty_out`` with
@@ -247,6 +250,8 @@ def superresolve_zarr(
                  "source": str(lr) if isinstance(lr, (str, os.PathLike)) else None,
                  "voxel_size": [v / a for v in vs] if vs else None, "unit": unit}
         shape_hr = tuple(a * s for s in chans.shape[1:])
+        if _finished_output(zarr, out, unc_out, settings):
+            return out
         store = _open_partial(zarr, partial, settings, attrs, shape=shape_hr,
                               dtype=np.float32 if probabilities else np.uint8,
                               chunks=(a * chunk,) * 3)
@@ -255,13 +260,54 @@ def superresolve_zarr(
             dtype=np.float32, chunks=(a * chunk,) * 3, markers=False)
         _compute_blocks(chans, engine, index, plan.sub, store, unc_store, partial / _DONE,
                         probabilities=probabilities, workers=workers, progress=progress)
-    shutil.rmtree(partial / _DONE)
-    (partial / _SETTINGS).unlink()
-    if unc_partial is not None and unc_out is not None:
-        (unc_partial / _SETTINGS).unlink()
-        os.replace(unc_partial, unc_out)
+    # Renames first, markers last: killed anywhere in between, a rerun finds the finished output
+    # of these settings (`_finished_output`) or the complete partial store and finishes it.
     os.replace(partial, out)  # out does not exist (checked above): an atomic rename
+    if unc_partial is not None and unc_out is not None:
+        os.replace(unc_partial, unc_out)
+    _remove_markers(out, unc_out)
     return out
+
+
+def _remove_markers(*stores: Path | None) -> None:
+    """Remove the resume markers of finished stores (the done-folder, then the settings)."""
+    for st in stores:
+        if st is not None:
+            if (st / _DONE).exists():
+                shutil.rmtree(st / _DONE)
+            (st / _SETTINGS).unlink(missing_ok=True)
+
+
+def _finished_output(zarr: Any, out: Path, unc_out: Path | None, settings: dict[str, Any]
+                     ) -> bool:
+    """True if ``out`` is the finished output of a call with these ``settings`` (killed after the
+    rename, or simply run twice): finish what is left (the second rename, the markers).
+
+    Raises
+    ------
+    VolumeFileError
+        ``out`` exists and is anything else.
+    """
+    if not out.exists():
+        return False
+    want = json.loads(json.dumps(settings))
+    try:
+        attrs = json.loads(zarr.open_array(str(out), mode="r").attrs["twinsr_metadata"])
+        same = {k: attrs.get(k) for k in want} == want
+    except Exception:  # not a twinsr output (zarr raises many types): refused below
+        same = False
+    if not same:
+        raise VolumeFileError(f"{out} exists already (not the output of this call); remove it "
+                              "or choose another output path")
+    if unc_out is not None and not unc_out.exists():
+        unc_partial = unc_out.with_name(unc_out.name + ".partial")
+        if not (unc_partial / _SETTINGS).exists():
+            raise VolumeFileError(f"{out} is finished but its uncertainty store {unc_out} is "
+                                  "missing; remove both and rerun")
+        os.replace(unc_partial, unc_out)
+    _remove_markers(out, unc_out)
+    log.info("%s is already complete; nothing to do", out)
+    return True
 
 
 def _check_outputs(out: Path, uncertainty_out: object, tta: int) -> Path | None:
@@ -280,7 +326,7 @@ def _check_outputs(out: Path, uncertainty_out: object, tta: int) -> Path | None:
         if p.suffix.lower() != ".zarr":
             raise VolumeFileError(f"`{name}` must be a .zarr store for out-of-core output, "
                                   f"got {p.name}")
-        if p.exists():
+        if p.exists() and not (p / ".zattrs").exists() and not (p / "zarr.json").exists():
             raise VolumeFileError(f"{p} exists already; remove it or choose another output path")
     return stores[1] if len(stores) > 1 else None
 
@@ -308,9 +354,12 @@ def _open_partial(zarr: Any, partial: Path, settings: dict[str, Any], attrs: dic
                   markers: bool = True) -> Any:
     """The output store of an interrupted run with the same settings, or a new one."""
     done_dir = partial / _DONE
+    if partial.exists() and not (partial / _SETTINGS).exists():
+        # killed while creating it (the settings file comes last): no block was computed yet
+        log.info("removing %s, an interrupted run that had not started", partial)
+        shutil.rmtree(partial)
     if partial.exists():
-        prev = json.loads((partial / _SETTINGS).read_text()) \
-            if (partial / _SETTINGS).exists() else None
+        prev = json.loads((partial / _SETTINGS).read_text())
         if prev != json.loads(json.dumps(settings)):
             raise VolumeFileError(
                 f"{partial} holds an interrupted run with other settings ({prev}); remove it "
@@ -323,7 +372,7 @@ def _open_partial(zarr: Any, partial: Path, settings: dict[str, Any], attrs: dic
     store.attrs["twinsr_metadata"] = json.dumps(attrs, default=str)
     if markers:
         done_dir.mkdir(parents=True, exist_ok=True)
-    (partial / _SETTINGS).write_text(json.dumps(settings))
+    atomic_write_text(partial / _SETTINGS, json.dumps(settings))  # last: marks a usable store
     return store
 
 
