@@ -88,3 +88,22 @@ def test_study_rerun_removes_stale_temporaries(tmp_path: Path) -> None:
     pipeline._prepare_folder(cfg, out, False, pipeline._Log(lines.append))
     assert not tmp.exists()
     assert any("removed 1 temporary" in s for s in lines), lines
+
+
+def test_database_and_train_reruns_remove_stale_temporaries(tmp_path: Path) -> None:
+    """`build_database` and `train` clean their own folders of a killed writer's leftovers."""
+    from _helpers import BlobModel
+    from twinsr.sr import TrainConfig, build_database, train
+
+    db = tmp_path / "db"
+    db.mkdir()
+    tmp_db = _killed_writer(db / "manifest.json")
+    build_database([BlobModel()], db, n_realizations=3, shape=16, alphas=(2,),
+                   split=(1, 1, 1), diffusion=False)
+    assert not tmp_db.exists()
+    run = tmp_path / "run"
+    run.mkdir()
+    tmp_run = _killed_writer(run / "history.csv")
+    train(db, alpha=2, out_dir=run, device="cpu", resume=True,
+          config=TrainConfig.preset("micro", epochs=1, max_seconds=None, threshold_bins=64))
+    assert not tmp_run.exists() and (run / "history.csv").exists()

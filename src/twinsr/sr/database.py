@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from twinsr._atomic import atomic_path, atomic_write_text
+from twinsr._atomic import atomic_path, atomic_write_text, remove_stale_temporaries
 from twinsr._provenance import package_versions
 from twinsr._validation import check_alpha, check_axis, check_shape
 from twinsr.exceptions import ConfigError, DatasetError
@@ -248,6 +248,7 @@ def build_database(
     axis = check_axis(axis)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)  # left by an earlier build killed mid-write
     settings = {
         "models": [m.to_dict() for m in model_objs],
         "n_realizations": n, "shape": list(shp), "alphas": alphas, "split": list(counts),

@@ -70,7 +70,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from twinsr._atomic import atomic_path, atomic_write_text
+from twinsr._atomic import atomic_path, atomic_write_text, remove_stale_temporaries
 from twinsr._provenance import git_hash, package_versions
 from twinsr._validation import check_alpha, resolve_device
 from twinsr.exceptions import BundleError, ConfigError, ModelWarning
@@ -1072,6 +1072,7 @@ def train(
             state.transferred = _transfer(run, init_from)
         run.out.mkdir(parents=True, exist_ok=True)
         if dist.main:
+            remove_stale_temporaries(run.out)  # left by an earlier run killed mid-write
             atomic_write_text(run.out / "config.yaml", run.cfg.to_yaml())
         t0 = time.perf_counter()
         _run_epochs(run, state, progress, t0)
