@@ -557,7 +557,7 @@ def _train_inputs(folder: Path) -> None:
 TRAIN_RULES = [
     Rule("history.csv", csv_except("seconds"), "cumulative epoch wall-clock seconds"),
     Rule("run.json", json_except("seconds", "result.seconds"), "wall-clock seconds of the call"),
-    Rule("checkpoint.pt", torch_except("history.*.seconds"),
+    Rule("checkpoint.pt", torch_except("history.*.seconds", "sha256"),
          "the history inside holds epoch wall-clock seconds; every tensor (weights, Adam "
          "moments, RNG states) compared bit for bit"),
 ]
@@ -600,8 +600,12 @@ STUDY_RULES = [
     Rule("*.pdf", bytes_except(rb"/CreationDate \(D:[^)]*\)"), "matplotlib stamps a date"),
     Rule("runs/*/history.csv", csv_except("seconds"), "cumulative epoch wall-clock seconds"),
     Rule("runs/*/run.json", json_except("seconds", "result.seconds"), "wall-clock seconds"),
-    Rule("runs/*/checkpoint.pt", torch_except("history.*.seconds"),
-         "history seconds"),
+    Rule("runs/*/checkpoint.pt", torch_except("history.*.seconds", "sha256"),
+         "history seconds (and the checksum of the contents, which include them)"),
+    Rule("params/*.json", json_except("calibration.seconds"), "wall-clock seconds of the fit"),
+    Rule("validation/*/validation.json",
+         json_except("seconds", "data.seconds", "twins.*.seconds"),
+         "wall-clock seconds of each descriptor"),
     Rule("*.npz", _arrays_equal, "zip members carry a timestamp; members compared as arrays"),
 ]
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tokenize
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,11 @@ def _load_model(m: Any) -> Any:
     return m
 
 
+# what np.load raises for a damaged file: EOFError (zero bytes), tokenize.TokenError and
+# SyntaxError (a damaged header dictionary), ValueError / OSError (the rest)
+_NPY_ERRORS = (OSError, ValueError, EOFError, SyntaxError, tokenize.TokenError)
+
+
 def _entry_valid(folder: Path, expected: dict[str, Any]) -> bool:
     """True if ``entry.json`` exists, matches ``expected`` and every array has its shape/dtype."""
     try:
@@ -105,7 +111,7 @@ def _entry_valid(folder: Path, expected: dict[str, Any]) -> bool:
             arr = np.load(folder / name, mmap_mode="r")
             if list(arr.shape) != list(shape) or str(arr.dtype) != dtype:
                 return False
-    except (OSError, ValueError, KeyError, TypeError, EOFError):
+    except (*_NPY_ERRORS, KeyError, TypeError):
         return False
     return True
 
@@ -391,7 +397,8 @@ class Database:
         if self.manifest.get("format") != DB_FORMAT:
             raise DatasetError(f"{man} is not a twinsr database manifest")
         if not self.manifest.get("complete"):
-            raise DatasetError(f"database {self.path} is incomplete (the build was interrupted); "
+            raise DatasetError(f"database {self.path} is incomplete ({man} does not say "
+                               "complete: the build was interrupted or the file is damaged); "
                                "rerun `twinsr database` with the same arguments to finish it")
         _check_manifest(self.manifest, man)
         s = self.manifest["settings"]
@@ -428,7 +435,7 @@ class Database:
         p = self.path / name / file
         try:
             return np.load(p, mmap_mode="r")
-        except (OSError, ValueError, EOFError) as exc:  # EOFError: a zero-byte file
+        except _NPY_ERRORS as exc:
             raise DatasetError(f"database file {p} is missing or damaged ({exc}); rerun "
                                "`twinsr database` with the same arguments to repair it") from exc
 
