@@ -273,6 +273,6 @@ def test_memory_check_names_the_size_needed(monkeypatch):
     from twinsr.transport import multiphase
 
     monkeypatch.setattr("twinsr._validation.available_memory_bytes", lambda: 1000)
-    with pytest.raises(MemoryBudgetError, match=r"62 bytes per voxel"):
+    with pytest.raises(MemoryBudgetError, match=r"55 bytes per voxel"):
         multiphase_tortuosity(np.zeros((10, 10, 10), np.uint8), conductivities={0: 1.0})
-    assert multiphase.VARCOEF_BYTES_PER_VOXEL["float32"] == 62
+    assert multiphase.VARCOEF_BYTES_PER_VOXEL["float32"] == 55

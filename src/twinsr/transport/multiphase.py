@@ -63,11 +63,11 @@ DIRICHLET_MODES = ("face", "ghost")
 # Below this relative tolerance the CG vectors are float64.
 _FLOAT32_TOL = 1e-7
 # Peak memory of one solve in bytes per voxel (input excluded), by CG vector dtype: tracemalloc
-# peaks of multiphase_tortuosity on 96^3 and 128^3 three-label blobs, rounded up
-# (benchmarks/bench_transport_parity.py prints the measurement). Face conductances (12),
-# float64 solution (8), five CG vectors (20 / 40), coarse levels (~3.5 / 7), conductivity map and
-# phase index (5), cluster codes (1), float32 output field (4).
-VARCOEF_BYTES_PER_VOXEL = {"float32": 62, "float64": 86}
+# peaks of periodic multiphase_tortuosity on three-label blobs (D = 1, 0, 0.1) at 96^3 and 128^3:
+# 54.1 / 53.8 B (float32 vectors) and 76.7 / 76.7 B (float64), rounded up. Face conductances (12),
+# float64 solution (8), five CG vectors (20 / 40), coarse levels, conductivity map and phase
+# index (5), cluster codes (1), float32 output field (4).
+VARCOEF_BYTES_PER_VOXEL = {"float32": 55, "float64": 77}
 
 
 def check_voxel_size(voxel_size: object) -> tuple[float, float, float] | None:
@@ -356,8 +356,8 @@ def multiphase_tortuosity(
         Bad conductivities (a label not in the volume, negative, NaN, all zero), bad
         ``voxel_size``, ``dirichlet``, ``tol`` or ``max_iter``.
     MemoryBudgetError
-        The solve needs more memory than is available (62 bytes per voxel at ``tol`` ≥ 1e-7,
-        86 below; checked before allocating).
+        The solve needs more memory than is available (55 bytes per voxel at ``tol`` ≥ 1e-7,
+        77 below; checked before allocating).
 
     Warns
     -----

@@ -180,7 +180,7 @@ def effective_tortuosity(
     :func:`twinsr.transport.solve_laplace` (38 bytes per voxel,
     :data:`twinsr.transport.laplace.LAPLACE_BYTES_PER_VOXEL`). Periodic or anisotropic solves run
     the variable-coefficient solver of :func:`twinsr.transport.multiphase_tortuosity` on the CPU
-    (``device`` is then ignored; 62 bytes per voxel,
+    (``device`` is then ignored; 55 bytes per voxel,
     :data:`twinsr.transport.multiphase.VARCOEF_BYTES_PER_VOXEL`).
 
     References
