@@ -18,8 +18,14 @@ import numpy as np
 __all__ = ["distance_to_outlet", "neighbour_offsets"]
 
 
-def neighbour_offsets(metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """Offsets (K, 3) and step lengths (K,) of the voxel graph named by ``metric``."""
+def neighbour_offsets(metric: str, spacing: tuple[float, float, float] = (1.0, 1.0, 1.0),
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets (K, 3) and physical step lengths (K,) of the voxel graph named by ``metric``.
+
+    A step (di, dj, dk) has length sqrt((di h0)² + (dj h1)² + (dk h2)²) for voxel size
+    ``spacing`` = (h0, h1, h2) (1, √2, √3 for cubic unit voxels).
+    """
+    h0, h1, h2 = spacing
     offs, wts = [], []
     limit = {"graph6": 1, "graph18": 2, "graph26": 3}[metric]
     for di in (-1, 0, 1):
@@ -28,7 +34,7 @@ def neighbour_offsets(metric: str) -> tuple[np.ndarray, np.ndarray]:
                 n = abs(di) + abs(dj) + abs(dk)
                 if 0 < n <= limit:
                     offs.append((di, dj, dk))
-                    wts.append(math.sqrt(n))
+                    wts.append(math.sqrt((di * h0) ** 2 + (dj * h1) ** 2 + (dk * h2) ** 2))
     return np.array(offs, dtype=np.int64), np.array(wts, dtype=np.float64)
 
 
@@ -159,6 +165,30 @@ def _eikonal(a, b, c):  # pragma: no cover - compiled
 
 
 @nb.njit(inline="always")
+def _eikonal_h(a, b, c, ha, hb, hc):  # pragma: no cover - compiled
+    """Upwind eikonal update sum_i ((t - a_i) / h_i)^2 = 1 over the axes with a_i < t."""
+    # sort (a, ha) <= (b, hb) <= (c, hc) by the neighbour values
+    if a > b:
+        a, b, ha, hb = b, a, hb, ha
+    if b > c:
+        b, c, hb, hc = c, b, hc, hb
+    if a > b:
+        a, b, ha, hb = b, a, hb, ha
+    t = a + ha
+    if t > b:
+        s0 = 1.0 / (ha * ha) + 1.0 / (hb * hb)
+        s1 = a / (ha * ha) + b / (hb * hb)
+        s2 = a * a / (ha * ha) + b * b / (hb * hb)
+        t = (s1 + math.sqrt(max(s1 * s1 - s0 * (s2 - 1.0), 0.0))) / s0
+        if t > c:
+            s0 += 1.0 / (hc * hc)
+            s1 += c / (hc * hc)
+            s2 += c * c / (hc * hc)
+            t = (s1 + math.sqrt(max(s1 * s1 - s0 * (s2 - 1.0), 0.0))) / s0
+    return t
+
+
+@nb.njit(inline="always")
 def _axis_min(dist, done, u, stride):  # pragma: no cover - compiled
     t1 = dist[u - stride] if done[u - stride] else np.inf
     t2 = dist[u + stride] if done[u + stride] else np.inf
@@ -166,8 +196,12 @@ def _axis_min(dist, done, u, stride):  # pragma: no cover - compiled
 
 
 @nb.njit(cache=True)
-def _fast_marching(ph, strides, dist, sources, n_targets, target_flag):  # pragma: no cover
-    """First-order fast marching (6-neighbour upwind stencil) on a padded flat grid."""
+def _fast_marching(ph, strides, dist, sources, n_targets, target_flag, hs):  # pragma: no cover
+    """First-order fast marching (6-neighbour upwind stencil) on a padded flat grid.
+
+    ``hs`` (3,) is the voxel size per axis; cubic unit voxels (all 1) use the closed-form update.
+    """
+    iso = hs[0] == 1.0 and hs[1] == 1.0 and hs[2] == 1.0
     n = ph.size
     heap = np.empty(n, dtype=np.int32)
     pos = np.full(n, -1, dtype=np.int32)
@@ -198,7 +232,7 @@ def _fast_marching(ph, strides, dist, sources, n_targets, target_flag):  # pragm
                 m0 = _axis_min(dist, done, u, strides[0])
                 m1 = _axis_min(dist, done, u, strides[1])
                 m2 = _axis_min(dist, done, u, strides[2])
-                alt = _eikonal(m0, m1, m2)
+                alt = _eikonal(m0, m1, m2) if iso else _eikonal_h(m0, m1, m2, hs[0], hs[1], hs[2])
                 if alt < dist[u]:
                     dist[u] = alt
                     h = pos[u]
@@ -210,9 +244,11 @@ def _fast_marching(ph, strides, dist, sources, n_targets, target_flag):  # pragm
                     _sift_up(heap, pos, dist, h)
 
 
-def distance_to_outlet(phase_mask: np.ndarray, metric: str) -> np.ndarray:
-    """Shortest in-phase distance (voxel units, float64) from every inlet-layer voxel (index 0
-    along axis 0) to the nearest outlet-layer voxel (last index along axis 0), centre to centre.
+def distance_to_outlet(phase_mask: np.ndarray, metric: str,
+                       spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> np.ndarray:
+    """Shortest in-phase distance (float64; voxel units, or the units of ``spacing``, the voxel
+    size along the three axes) from every inlet-layer voxel (index 0 along axis 0) to the nearest
+    outlet-layer voxel (last index along axis 0), centre to centre.
 
     Returns an array of shape ``phase_mask.shape[1:]``: the distance, inf where the voxel is in the
     phase but not connected, NaN where it is not in the phase.
@@ -234,9 +270,10 @@ def distance_to_outlet(phase_mask: np.ndarray, metric: str) -> np.ndarray:
     dist = np.full(flat.size, np.inf, dtype=np.float64)
     if out_layer.size and in_layer.size:
         if metric == "fmm":
-            _fast_marching(flat, strides, dist, out_layer, in_layer.size, target)
+            _fast_marching(flat, strides, dist, out_layer, in_layer.size, target,
+                           np.asarray(spacing, dtype=np.float64))
         else:
-            offs, wts = neighbour_offsets(metric)
+            offs, wts = neighbour_offsets(metric, spacing)
             deltas = offs @ strides
             wvalues, wclass = np.unique(wts, return_inverse=True)
             _dijkstra_queues(flat, deltas, wclass.astype(np.int64), wvalues, dist, out_layer,

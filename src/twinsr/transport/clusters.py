@@ -100,7 +100,31 @@ def _lookup(table, lab, out):  # pragma: no cover - compiled
         out[i] = table[lab[i]]
 
 
-def classify_mask(mask: np.ndarray, axis: int = 0) -> ClusterMap:
+def _merge_periodic(lab: np.ndarray, n_lab: int, axis: int) -> np.ndarray:
+    """Relabel (in place) clusters joined across the wrap faces of the two axes other than ``axis``."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    a_parts, b_parts = [], []
+    for ax in range(3):
+        if ax == axis or lab.shape[ax] < 2:
+            continue
+        first, last = np.take(lab, 0, axis=ax).ravel(), np.take(lab, -1, axis=ax).ravel()
+        both = (first > 0) & (last > 0)
+        a_parts.append(first[both])
+        b_parts.append(last[both])
+    a = np.concatenate(a_parts) if a_parts else np.zeros(0, np.int64)
+    b = np.concatenate(b_parts) if b_parts else np.zeros(0, np.int64)
+    if a.size == 0:
+        return np.arange(n_lab + 1)
+    graph = coo_matrix((np.ones(a.size, np.int8), (a, b)), shape=(n_lab + 1, n_lab + 1))
+    _, comp = connected_components(graph, directed=False)
+    comp = comp + 1
+    comp[0] = 0
+    return comp
+
+
+def classify_mask(mask: np.ndarray, axis: int = 0, *, periodic: bool = False) -> ClusterMap:
     """Classify the 6-connected clusters of a boolean 3-D ``mask`` (the kernel; no input checks).
 
     Parameters
@@ -109,6 +133,9 @@ def classify_mask(mask: np.ndarray, axis: int = 0) -> ClusterMap:
         The phase (True on its voxels).
     axis : int
         Transport axis (already checked, 0..2).
+    periodic : bool
+        The faces parallel to ``axis`` are periodic: clusters that meet across a wrap face (the
+        first and last layer of one of the two other axes) are one cluster.
 
     Returns
     -------
@@ -116,6 +143,7 @@ def classify_mask(mask: np.ndarray, axis: int = 0) -> ClusterMap:
         With ``phase=-1`` (the caller knows which phase ``mask`` is).
     """
     lab, n_lab = ndi.label(mask)
+    merged = _merge_periodic(lab, n_lab, axis) if periodic else None
     first = np.take(lab, 0, axis=axis)
     last = np.take(lab, -1, axis=axis)
     touch_in = np.zeros(n_lab + 1, dtype=bool)
@@ -128,6 +156,17 @@ def classify_mask(mask: np.ndarray, axis: int = 0) -> ClusterMap:
     table[touch_in & ~touch_out] = INLET_DEAD_END
     table[touch_out & ~touch_in] = OUTLET_DEAD_END
     table[0] = NOT_IN_PHASE
+    if merged is not None:  # a wrap-joined cluster touches a face if any of its parts does
+        t_in = np.zeros(n_lab + 2, dtype=bool)
+        t_out = np.zeros(n_lab + 2, dtype=bool)
+        np.logical_or.at(t_in, merged, touch_in)
+        np.logical_or.at(t_out, merged, touch_out)
+        touch_in, touch_out = t_in[merged], t_out[merged]
+        touch_in[0] = touch_out[0] = False
+        table[1:] = FLOATING
+        table[touch_in & touch_out] = PERCOLATING
+        table[touch_in & ~touch_out] = INLET_DEAD_END
+        table[touch_out & ~touch_in] = OUTLET_DEAD_END
     kind = np.empty(mask.shape, dtype=np.uint8)
     with threads_for(lab.size):
         _lookup(table, lab.reshape(-1), kind.reshape(-1))  # both freshly allocated, C order
@@ -142,7 +181,8 @@ def classify_mask(mask: np.ndarray, axis: int = 0) -> ClusterMap:
     )
 
 
-def classify_clusters(im: np.ndarray, *, phase: int | str, axis: int = 0) -> ClusterMap:
+def classify_clusters(im: np.ndarray, *, phase: int | str, axis: int = 0,
+                      periodic: bool = False) -> ClusterMap:
     """Classify the 6-connected clusters of one phase as percolating, dead end or floating.
 
     Parameters
@@ -153,6 +193,8 @@ def classify_clusters(im: np.ndarray, *, phase: int | str, axis: int = 0) -> Clu
         The phase whose clusters are classified.
     axis : int
         Transport axis (0, 1, 2): the inlet face is at index 0, the outlet face at index −1.
+    periodic : bool
+        Periodic side faces (the faces parallel to ``axis``): clusters joined across them are one.
 
     Returns
     -------
@@ -181,7 +223,7 @@ def classify_clusters(im: np.ndarray, *, phase: int | str, axis: int = 0) -> Clu
     vol = as_binary_volume(im)
     ph = check_phase(phase)
     ax = check_axis(axis)
-    cm = classify_mask(vol == ph, ax)
+    cm = classify_mask(vol == ph, ax, periodic=bool(periodic))
     return ClusterMap(cm.kind, ph, ax, cm.n_phase, cm.n_percolating, cm.has_dead_end,
                       cm.has_floating)
 

@@ -42,6 +42,7 @@ from twinsr.transport.laplace import (
     resolve_backend,
     solve_transposed,
 )
+from twinsr.transport.multiphase import check_voxel_size, solve_conductivity
 
 __all__ = ["GeodesicResult", "TortuosityResult", "effective_tortuosity", "geodesic_tortuosity"]
 
@@ -75,6 +76,10 @@ class TortuosityResult:
         Transport axis.
     seconds : float
         Wall time of the computation.
+    periodic : bool
+        Periodic side faces (the faces parallel to ``axis``).
+    voxel_size : tuple of 3 floats
+        (dz, dy, dx) used; (1, 1, 1) (voxel units) when none was given.
     """
 
     tau: float
@@ -87,6 +92,8 @@ class TortuosityResult:
     phase: int
     axis: int
     seconds: float
+    periodic: bool = False
+    voxel_size: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -105,12 +112,15 @@ class GeodesicResult:
         where it does not connect.
     metric : str
         "graph26", "graph18", "graph6" or "fmm".
+    voxel_size : tuple of 3 floats
+        (dz, dy, dx) used; (1, 1, 1) (voxel units) when none was given.
     """
 
     tau: float
     connected_fraction: float
     lengths: np.ndarray
     metric: str
+    voxel_size: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
 
 def effective_tortuosity(
@@ -122,6 +132,8 @@ def effective_tortuosity(
     max_iter: int = 500,
     device: str = "auto",
     progress: ProgressCallback | None = None,
+    periodic: bool = False,
+    voxel_size: object = None,
 ) -> TortuosityResult:
     """Effective tortuosity τ_eff = ε · D / D_eff of one phase.
 
@@ -135,6 +147,12 @@ def effective_tortuosity(
         Transport axis (at least 2 voxels thick).
     tol, max_iter, device, progress
         Solver options, see :func:`twinsr.transport.solve_laplace`.
+    periodic : bool
+        Periodic faces parallel to ``axis`` (clusters joined across them; the Dirichlet faces
+        stay), as TauFactor's ``PeriodicSolver``.
+    voxel_size : float or (dz, dy, dx), optional
+        Voxel edge lengths: face conductance = area / length per axis (TauFactor's
+        ``AnisotropicSolver``); τ is unit-free. None or a cubic voxel: the isotropic solve.
 
     Returns
     -------
@@ -144,6 +162,8 @@ def effective_tortuosity(
     ------
     VolumeError
         Bad volume or options (see :func:`twinsr.transport.solve_laplace`).
+    ConfigError
+        Non-positive, NaN or malformed ``voxel_size``.
 
     Warns
     -----
@@ -158,7 +178,10 @@ def effective_tortuosity(
     ``axis`` (the Dirichlet faces are the outer faces of the first and last layer). PoreSpy's
     ``tortuosity_fd`` uses the percolating volume fraction instead. Peak memory on CPU: that of
     :func:`twinsr.transport.solve_laplace` (38 bytes per voxel,
-    :data:`twinsr.transport.laplace.LAPLACE_BYTES_PER_VOXEL`).
+    :data:`twinsr.transport.laplace.LAPLACE_BYTES_PER_VOXEL`). Periodic or anisotropic solves run
+    the variable-coefficient solver of :func:`twinsr.transport.multiphase_tortuosity` on the CPU
+    (``device`` is then ignored; 55 bytes per voxel,
+    :data:`twinsr.transport.multiphase.VARCOEF_BYTES_PER_VOXEL`).
 
     References
     ----------
@@ -174,7 +197,11 @@ def effective_tortuosity(
     t0 = time.perf_counter()
     ph = check_phase(phase)
     tol_f, max_it = check_solver_options(tol, max_iter)
+    vs = check_voxel_size(voxel_size)
     vol_t, ax = prepare_volume(im, axis)
+    if periodic or (vs is not None and max(vs) > min(vs) * (1 + 1e-12)):
+        return _tortuosity_varcoef(vol_t == ph, ph, ax, vs, bool(periodic), tol_f, max_it,
+                                   progress, t0)
     backend = resolve_backend(device)
     sol = solve_transposed(vol_t == ph, tol=tol_f, max_iter=max_it, backend=backend,
                            progress=progress)
@@ -187,12 +214,38 @@ def effective_tortuosity(
             stacklevel=2,
         )
         return TortuosityResult(math.inf, 0.0, eps, False, sol.converged, sol.iterations, 0.0, ph,
-                                ax, time.perf_counter() - t0)
+                                ax, time.perf_counter() - t0, False, vs or (1.0, 1.0, 1.0))
     d_eff = effective_diffusivity(sol.flux, vol_t.shape, axis=0)
     tau = eps / d_eff if d_eff > 0 else math.inf
     return TortuosityResult(float(tau), float(d_eff), float(eps), True, sol.converged,
                             sol.iterations, flux_spread(sol.flux), ph, ax,
-                            time.perf_counter() - t0)
+                            time.perf_counter() - t0, False, vs or (1.0, 1.0, 1.0))
+
+
+def _tortuosity_varcoef(mask_t: np.ndarray, ph: int, ax: int,
+                        vs: tuple[float, float, float] | None, periodic: bool, tol: float,
+                        max_iter: int, progress: ProgressCallback | None,
+                        t0: float) -> TortuosityResult:
+    """effective_tortuosity through the variable-coefficient solver (periodic / anisotropic)."""
+    g_t = mask_t.astype(np.float32)
+    eps = float(np.count_nonzero(mask_t)) / mask_t.size
+    del mask_t
+    h = vs or (1.0, 1.0, 1.0)
+    spacing = tuple(h[a] for a in [ax] + [a for a in range(3) if a != ax])
+    sol = solve_conductivity(g_t, spacing=spacing, periodic=periodic,  # type: ignore[arg-type]
+                             dirichlet="face", tol=tol, max_iter=max_iter, progress=progress)
+    vs_used = vs or (1.0, 1.0, 1.0)
+    if sol.clusters.n_percolating == 0:
+        warnings.warn(
+            f"the {PHASE_NAMES[ph]} phase {not_percolating_reason(sol.clusters)} along axis {ax}"
+            f"{' (periodic sides)' if periodic else ''}: tau = inf",
+            NonPercolatingWarning, stacklevel=3)
+        return TortuosityResult(math.inf, 0.0, eps, False, sol.converged, sol.iterations, 0.0, ph,
+                                ax, time.perf_counter() - t0, periodic, vs_used)
+    tau = eps / sol.d_eff if sol.d_eff > 0 else math.inf
+    return TortuosityResult(float(tau), float(sol.d_eff), eps, True, sol.converged,
+                            sol.iterations, flux_spread(sol.flux), ph, ax,
+                            time.perf_counter() - t0, periodic, vs_used)
 
 
 def geodesic_tortuosity(
@@ -201,6 +254,7 @@ def geodesic_tortuosity(
     phase: int | str,
     axis: int = 0,
     metric: str = "graph26",
+    voxel_size: object = None,
 ) -> GeodesicResult:
     """Mean geodesic tortuosity of one phase (shortest in-phase paths from the inlet plane).
 
@@ -219,11 +273,16 @@ def geodesic_tortuosity(
         Transport axis (at least 2 voxels thick).
     metric : {"graph26", "graph18", "graph6", "fmm"}
         Path metric; see the module docstring for the biases.
+    voxel_size : float or (dz, dy, dx), optional
+        Voxel edge lengths: every graph step is measured by its physical length (a step
+        (di, dj, dk) is sqrt((di dz)² + (dj dy)² + (dk dx)²)), fast marching uses the anisotropic
+        upwind update, and the thickness is (L − 1) times the spacing along ``axis``.
 
     Returns
     -------
     GeodesicResult
-        ``tau`` is the mean over connected inlet voxels of (centre-to-centre path length) / (L − 1).
+        ``tau`` is the mean over connected inlet voxels of (centre-to-centre path length) / (L − 1)
+        (both physical lengths when ``voxel_size`` is given).
 
     Raises
     ------
@@ -256,10 +315,14 @@ def geodesic_tortuosity(
     ph = check_phase(phase)
     if metric not in METRICS:
         raise VolumeError(f"`metric` must be one of {METRICS}, got {metric!r}")
+    vs = check_voxel_size(voxel_size)
     vol_t, ax = prepare_volume(im, axis)
+    h = vs or (1.0, 1.0, 1.0)
+    spacing = (h[ax], *(h[a] for a in range(3) if a != ax))
     phase_t = (vol_t == ph).view(np.uint8)
-    dist = _geodesic.distance_to_outlet(phase_t, metric)
-    lengths = (dist / (phase_t.shape[0] - 1)).astype(np.float32)
+    dist = _geodesic.distance_to_outlet(phase_t, metric, spacing)  # type: ignore[arg-type]
+    thickness = (phase_t.shape[0] - 1) * spacing[0]
+    lengths = (dist / thickness).astype(np.float32)
     in_phase = ~np.isnan(lengths)
     connected = np.isfinite(lengths)
     n_in = int(np.count_nonzero(in_phase))
@@ -275,5 +338,6 @@ def geodesic_tortuosity(
         )
         tau = math.inf
     else:
-        tau = float(np.mean(dist[connected], dtype=np.float64) / (phase_t.shape[0] - 1))
-    return GeodesicResult(tau=tau, connected_fraction=float(frac), lengths=lengths, metric=metric)
+        tau = float(np.mean(dist[connected], dtype=np.float64) / thickness)
+    return GeodesicResult(tau=tau, connected_fraction=float(frac), lengths=lengths, metric=metric,
+                          voxel_size=vs or (1.0, 1.0, 1.0))
