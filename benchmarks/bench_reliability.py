@@ -76,26 +76,29 @@ FOUND = [
     ("study.json (`run_study` resume)", "a damaged 'skipped' key silently dropped every "
      "skip record", "fixed", "test_reliability_corrupt::test_study_json_without_its_records"),
     ("train YAML (`TrainConfig.from_yaml`)", "non-UTF-8 text raises UnicodeDecodeError; an "
-     "invalid value's error does not name the file", "xfail: fix in sr/config.py",
+     "invalid value's error does not name the file", "fixed: one shared YAML reader (twinsr._validation.read_yaml_config)",
      "test_reliability_corrupt::test_train_yaml_*"),
     ("checkpoint (`train --resume`)", "a damaged key raises a bare KeyError; flipped bits in "
-     "the weights resume silently from other weights (no checksum)", "xfail: fix in "
-     "sr/train.py", "test_reliability_corrupt::test_checkpoint_*"),
+     "the weights resume silently from other weights (no checksum)", "fixed: every entry read inside the check, SHA-256 of the "
+     "contents stored and checked", "test_reliability_corrupt::test_checkpoint_*"),
     ("database (`open_database`)", "a zero-byte array raises EOFError, a damaged npy header "
      "tokenize.TokenError; a damaged manifest key (18 of 400 flips) a bare KeyError; entry "
-     "arrays carry no checksum", "xfail: fix in sr/database.py",
+     "arrays carry no checksum", "fixed: manifest structure checked, every np.load error is a "
+     "DatasetError naming the file; entry arrays still carry no checksum (flips in their voxel "
+     "data are undetectable)",
      "test_reliability_corrupt::test_database_*"),
     ("`superresolve -o OUT.zarr` (`scale.py`)", "killed between creating the store and writing "
      "its settings, between removing the block markers and the rename, or after the rename: "
-     "every rerun fails", "xfail: fix in scale.py",
+     "every rerun fails", "fixed: settings written atomically last, renames before the "
+     "markers are removed, a rerun returns the finished output of the same settings",
      "test_reliability_kill::test_superresolve_zarr_crash_*, *_rerun_after_completion"),
     ("`train` (`sr/train.py`)", "killed after the final checkpoint, run.json is never written; "
      "after the last epoch's checkpoint, history.csv lacks that epoch for good",
-     "xfail: fix in sr/train.py", "test_reliability_kill::test_train_crash_*"),
+     "fixed: history.csv before the checkpoint, run.json before the finished checkpoint",
+     "test_reliability_kill::test_train_crash_*"),
     ("all commands", "a kill leaves its temporary (`.NAME.XXXX.tmp.EXT`) behind; reruns never "
      "removed it", "fixed for `study` (temporaries name their writer; a rerun removes those of "
-     "writers that are gone); `database`, `train`: proposed (call it in sr/database.py, "
-     "sr/train.py)", "test_reliability_atomic"),
+     "writers that are gone); `database` and `train` too", "test_reliability_atomic"),
 ]
 
 
@@ -463,7 +466,7 @@ def corruption_sweep(flips: int, seed: int, work: Path) -> tuple[str, int]:
     body = table(["reader", "cases", *keys], rows)
     ex = [[s.name, k, v] for s in sweeps for k, v in s.examples.items() if k.startswith("FAIL")]
     if ex:
-        body += "\n\nFailure examples (known: the xfail tests):\n\n" + table(
+        body += "\n\nFailure examples:\n\n" + table(
             ["reader", "outcome", "message"], ex)
     return body, sum(s.failures for s in sweeps)
 
