@@ -14,14 +14,19 @@ import numpy as np
 from twinsr.exceptions import ConfigError, MemoryBudgetError, TwinsrError, VolumeError
 
 __all__ = [
+    "AXIS_ALPHAS",
+    "MAX_LABELS",
     "PHASE_NAMES",
     "SUPPORTED_ALPHAS",
     "as_binary_volume",
+    "as_label_volume",
     "available_memory_bytes",
     "check_alpha",
+    "check_alpha_axes",
     "check_axis",
     "check_finite",
     "check_int",
+    "check_label_names",
     "check_memory",
     "check_phase",
     "check_positive",
@@ -32,6 +37,8 @@ __all__ = [
 ]
 
 SUPPORTED_ALPHAS = (2, 4, 8)
+AXIS_ALPHAS = (1, 2, 4, 8)  # entries of a per-axis α (az, ay, ax); not all of them 1
+MAX_LABELS = 255  # a labelled volume holds labels 0..K-1 with K <= 255 (uint8)
 PHASE_NAMES = ("pore", "solid")  # PHASE_NAMES[label]: label 0 is pore, 1 is solid
 
 
@@ -114,6 +121,125 @@ def as_binary_volume(im: object, name: str = "im", *, ndim: int = 3) -> np.ndarr
     )
 
 
+def as_label_volume(im: object, name: str = "im", *, n_labels: int | None = None,
+                    ndim: int = 3) -> np.ndarray:
+    """Check and convert a labelled (multi-phase) volume to ``uint8`` labels 0..K-1.
+
+    A binary volume is the two-label case (0 = pore, 1 = solid). Accepted encodings: boolean
+    arrays, integer arrays, and floating arrays whose values are whole numbers. Labels must be
+    ``>= 0`` and at most ``MAX_LABELS`` = 255 distinct labels (0..254) fit.
+
+    Parameters
+    ----------
+    im : array_like, shape (Z, Y, X)
+        Labelled volume.
+    name : str
+        Argument name used in error messages.
+    n_labels : int, optional
+        Number of labels K the volume is declared to have (e.g. ``len(label_names)``). Given,
+        every value must lie in 0..K-1 and labels may be absent (a crop without binder); not
+        given, the labels present must be exactly 0..max (contiguous).
+
+    Returns
+    -------
+    numpy.ndarray of uint8, shape (Z, Y, X)
+        The labels; ``im`` itself if it was already a valid uint8 volume.
+
+    Raises
+    ------
+    VolumeError
+        Wrong ndim, empty axis, NaN/inf, fractional or negative values, more than 255 labels,
+        labels that are not contiguous (without ``n_labels``) or not below ``n_labels``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> as_label_volume(np.array([0, 2, 1, 2], np.int64).reshape(1, 2, 2)).ravel().tolist()
+    [0, 2, 1, 2]
+    >>> as_label_volume(np.zeros((1, 1, 2)), n_labels=3).dtype.name
+    'uint8'
+    """
+    arr = check_volume(im, name, ndim=ndim)
+    k_max = MAX_LABELS
+    if n_labels is not None:
+        k_max = check_int(n_labels, "n_labels", minimum=1, maximum=MAX_LABELS)
+    if arr.dtype == bool:
+        return arr.view(np.uint8)
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise VolumeError(f"`{name}` must hold integer labels, got dtype={arr.dtype}")
+    check_finite(arr, name)
+    lo, hi = arr.min(), arr.max()
+    if lo < 0:
+        raise VolumeError(f"`{name}` holds negative label {lo.item()!r}; labels are 0..K-1 "
+                          "(relabel, e.g. np.unique(im, return_inverse=True)[1])")
+    if hi > k_max - 1:
+        what = (f"above n_labels - 1 = {k_max - 1}" if n_labels is not None
+                else f"above {MAX_LABELS - 1}: at most {MAX_LABELS} labels (uint8) are supported")
+        raise VolumeError(f"`{name}` holds label {hi.item()!r}, {what}; relabel the volume or "
+                          "merge phases")
+    if np.issubdtype(arr.dtype, np.floating):
+        frac = arr != np.floor(arr)
+        if frac.any():
+            raise VolumeError(f"`{name}` holds {int(np.count_nonzero(frac))} non-integer value(s) "
+                              f"(e.g. {arr[frac].flat[0].item()!r}); labels must be whole "
+                              "numbers: segment the image first")
+    out = arr if arr.dtype == np.uint8 else arr.astype(np.uint8)
+    if n_labels is None:
+        counts = np.bincount(out.reshape(-1), minlength=int(hi) + 1)
+        missing = np.flatnonzero(counts == 0)
+        if missing.size:
+            shown = ", ".join(str(m) for m in missing[:6]) + (", ..." if missing.size > 6 else "")
+            raise VolumeError(
+                f"`{name}` labels must be contiguous 0..{int(hi)}, but label(s) {shown} are "
+                "absent; relabel (np.unique(im, return_inverse=True)[1]) or, for a crop that "
+                "misses a phase, pass n_labels"
+            )
+    return out
+
+
+def check_label_names(names: object, n_labels: int | None = None) -> tuple[str, ...]:
+    """Return the names of labels 0..K-1 as a tuple of distinct, non-empty strings.
+
+    Parameters
+    ----------
+    names : sequence of str
+        ``names[k]`` names label ``k`` (e.g. ``["pore", "NMC", "binder"]``).
+    n_labels : int, optional
+        Number of labels the names must cover exactly.
+
+    Raises
+    ------
+    VolumeError
+        Not a sequence of strings, an empty name, a label named twice, more than 255 names, or
+        a count that differs from ``n_labels`` (names for missing labels, or labels unnamed).
+
+    Examples
+    --------
+    >>> check_label_names(["pore", "NMC", "binder"], 3)
+    ('pore', 'NMC', 'binder')
+    """
+    if isinstance(names, (str, bytes)) or not isinstance(names, Sequence):
+        raise VolumeError(f"`label_names` must be a list of strings (one per label), got {names!r}")
+    out = tuple(names)
+    bad = [n for n in out if not isinstance(n, str) or not n.strip()]
+    if bad or not out:
+        raise VolumeError(f"`label_names` must be non-empty strings, got {list(out)!r}")
+    seen: dict[str, int] = {}
+    for k, n in enumerate(out):
+        if n in seen:
+            raise VolumeError(f"`label_names` names {n!r} twice (labels {seen[n]} and {k}); "
+                              "give every label its own name")
+        seen[n] = k
+    if len(out) > MAX_LABELS:
+        raise VolumeError(f"`label_names` has {len(out)} names; at most {MAX_LABELS} labels fit")
+    if n_labels is not None and len(out) != n_labels:
+        extra = (f"names for missing labels {list(range(n_labels, len(out)))}"
+                 if len(out) > n_labels else f"no names for labels {list(range(len(out), n_labels))}")
+        raise VolumeError(f"`label_names` has {len(out)} names for {n_labels} labels ({extra}); "
+                          "pass exactly one name per label 0..K-1")
+    return out
+
+
 def _unique_bounded(arr: np.ndarray) -> np.ndarray:
     """Distinct values of a large array, stopping early once more than two are seen."""
     flat = arr.reshape(-1)
@@ -162,6 +288,51 @@ def check_alpha(alpha: object, *, allowed: Sequence[int] | None = SUPPORTED_ALPH
     if a not in allowed:
         raise VolumeError(f"`alpha` must be one of {tuple(allowed)}, got {a}")
     return a
+
+
+def check_alpha_axes(alpha: object, *, allowed: Sequence[int] | None = AXIS_ALPHAS,
+                     scalar_allowed: Sequence[int] | None = SUPPORTED_ALPHAS
+                     ) -> tuple[int, int, int]:
+    """Return α as a per-axis triple (az, ay, ax); a scalar α means the same on every axis.
+
+    Parameters
+    ----------
+    alpha : int or sequence of three ints
+        Scale factor. A scalar is checked by :func:`check_alpha` against ``scalar_allowed``;
+        a triple's entries must each be in ``allowed`` (default 1, 2, 4, 8) and not all be 1.
+    allowed : sequence of int, optional
+        Entries accepted in a triple (``None``: any integer >= 1).
+    scalar_allowed : sequence of int, optional
+        Scalars accepted (``None``: any integer >= 1).
+
+    Raises
+    ------
+    VolumeError
+        Not an integer or three integers, an entry outside ``allowed``, or all entries 1.
+
+    Examples
+    --------
+    >>> check_alpha_axes(2), check_alpha_axes((4, 1, 1))
+    ((2, 2, 2), (4, 1, 1))
+    """
+    if isinstance(alpha, (int, np.integer)) and not isinstance(alpha, bool):
+        a = check_alpha(alpha, allowed=scalar_allowed)
+        return (a, a, a)
+    if isinstance(alpha, (str, bytes)) or not isinstance(alpha, (Sequence, np.ndarray)):
+        raise VolumeError(f"`alpha` must be an integer or three integers (az, ay, ax), got {alpha!r}")
+    vals = list(alpha)
+    if len(vals) != 3 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer))
+                             for v in vals):
+        raise VolumeError(f"`alpha` must be an integer or three integers (az, ay, ax), got {alpha!r}")
+    out = tuple(int(v) for v in vals)
+    bad = [v for v in out if (v < 1 if allowed is None else v not in allowed)]
+    if bad:
+        want = "each >= 1" if allowed is None else f"each one of {tuple(allowed)}"
+        raise VolumeError(f"`alpha` entries must be {want}, got {out} (entry {bad[0]})")
+    if out == (1, 1, 1):
+        raise VolumeError("`alpha` = (1, 1, 1) changes nothing; at least one axis needs a "
+                          "factor > 1, e.g. (4, 1, 1) for thick slices along z")
+    return out  # type: ignore[return-value]
 
 
 def check_positive(value: object, name: str, *, allow_zero: bool = False, hint: str | None = None,

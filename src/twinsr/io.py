@@ -25,6 +25,10 @@ suffix                    notes
 Voxel size is a length per voxel along (z, y, x) with a unit (default micrometre); it travels
 as metadata and never changes computations, which run in voxel units. All writes are atomic.
 
+Labelled volumes (uint8 labels 0..K-1, e.g. pore / active material / binder) carry the names of
+their labels under the metadata key ``label_names`` (``names[k]`` names label ``k``), written by
+``write_volume(..., label_names=[...])`` and read back as a tuple in every format.
+
 Damaged files: every reader raises :class:`~twinsr.exceptions.VolumeFileError` naming the file for
 a truncated, zero-byte or garbled file, including a TIFF whose page offsets are invalid (tifffile
 would return an empty array) and metadata that is not valid JSON. Every volume written here also
@@ -51,7 +55,7 @@ from typing import Any
 import numpy as np
 
 from twinsr._atomic import atomic_path
-from twinsr._validation import check_memory
+from twinsr._validation import as_label_volume, check_label_names, check_memory
 from twinsr.exceptions import MemoryBudgetError, TwinsrError, VolumeError, VolumeFileError
 
 __all__ = [
@@ -198,7 +202,8 @@ def _read(path: PathLike, key: str | None, *, load: bool) -> tuple[np.ndarray | 
     if name is not None:
         from twinsr import datasets
 
-        return (datasets.load(name, key=key or "image") if load else None), datasets.metadata(name)
+        return ((datasets.load(name, key=key or "image") if load else None),
+                datasets.metadata(name, key=key or "image"))
     p = Path(path)
     suffix = _suffix(p)
     if not p.exists():
@@ -337,6 +342,11 @@ def _meta_from(obj: Any, where: str, fix: str) -> dict[str, Any]:
         meta["voxel_size"] = normalize_voxel_size(meta.get("voxel_size"))
     except VolumeError as exc:
         raise VolumeFileError(f"{where} holds an invalid voxel_size: {exc}; {fix}") from exc
+    if meta.get("label_names") is not None:
+        try:
+            meta["label_names"] = check_label_names(meta["label_names"])
+        except VolumeError as exc:
+            raise VolumeFileError(f"{where} holds invalid label_names: {exc}; {fix}") from exc
     return meta
 
 
@@ -608,6 +618,7 @@ def write_volume(
     metadata: dict[str, Any] | None = None,
     key: str = "image",
     compress: bool = True,
+    label_names: list[str] | tuple[str, ...] | None = None,
 ) -> Path:
     """Write a volume atomically; the format follows the suffix of ``path``.
 
@@ -627,6 +638,10 @@ def write_volume(
         Array name for ``.npz`` / ``.h5`` / ``.zarr``.
     compress : bool
         Compress where the format allows (npz, zarr, h5; TIFF uses zlib when set).
+    label_names : sequence of str, optional
+        Names of labels 0..K-1 of a labelled volume (also accepted as ``metadata["label_names"]``);
+        stored under the metadata key ``label_names``. Every value of ``im`` must be a label
+        0..K-1 (labels may be absent, e.g. in a crop).
 
     Returns
     -------
@@ -638,12 +653,28 @@ def write_volume(
     ------
     VolumeFileError
         Unknown suffix or metadata that is not JSON-serialisable.
+    VolumeError
+        ``label_names`` names a label twice, is empty, or leaves a label of ``im`` unnamed.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> lab = np.array([0, 1, 2, 1], np.uint8).reshape(1, 2, 2)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     p = write_volume(f"{d}/l.npz", lab, label_names=["pore", "NMC", "binder"])
+    ...     read_metadata(p)["label_names"]
+    ('pore', 'NMC', 'binder')
     """
     p = Path(path)
     suffix = _suffix(p)
     arr = np.asarray(im)
     vs = normalize_voxel_size(voxel_size)
     meta: dict[str, Any] = dict(metadata or {})
+    names = label_names if label_names is not None else meta.get("label_names")
+    if names is not None:
+        names = check_label_names(names)
+        as_label_volume(arr, "im", n_labels=len(names), ndim=arr.ndim)
+        meta["label_names"] = list(names)
     meta.update({"voxel_size": list(vs) if vs else None, "unit": unit,
                  _ARRAY_KEY: {"shape": list(arr.shape), "dtype": arr.dtype.name,
                               "crc32": voxel_crc32(arr)}})

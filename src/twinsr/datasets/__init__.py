@@ -115,8 +115,17 @@ def provenance(name: str) -> dict[str, Any]:
                            f"({exc}); {_REINSTALL}") from exc
 
 
-def metadata(name: str) -> dict[str, Any]:
-    """Metadata in the form :func:`twinsr.io.read_metadata` returns (voxel size parsed if stated)."""
+def metadata(name: str, *, key: str = "image") -> dict[str, Any]:
+    """Metadata in the form :func:`twinsr.io.read_metadata` returns (voxel size parsed if stated).
+
+    For a labelled array (``key="labels"`` of ``nmc_nrel_xct``) the names of its labels come
+    under ``label_names`` (``names[k]`` names label ``k``).
+
+    Examples
+    --------
+    >>> metadata("nmc_nrel_xct", key="labels")["label_names"]
+    ('pore', 'NMC', 'binder')
+    """
     prov = provenance(name)
     vs_text = str(prov.get("voxel_size", ""))
     voxel_size = None
@@ -124,7 +133,7 @@ def metadata(name: str) -> dict[str, Any]:
     if match:
         v = float(match.group(1))
         voxel_size = (v, v, v)
-    return {
+    out = {
         "voxel_size": voxel_size,
         "unit": "um" if voxel_size else None,
         "voxel_size_note": vs_text,
@@ -132,3 +141,7 @@ def metadata(name: str) -> dict[str, Any]:
         "license": prov.get("license"),
         "source": prov.get("source_repo"),
     }
+    names = (prov.get("label_names") or {}).get(key)
+    if names is not None:
+        out["label_names"] = tuple(names)
+    return out
