@@ -329,6 +329,19 @@ def test_micro_study_end_to_end(micro_study):
     assert set(res.thresholds) == {"N_bin_a2", "N_bin_a4", "N_diffu_a2", "N_diffu_a4"}
     assert all(0 < t < 1 for t in res.thresholds.values())
     assert any("transfer from bin_a2" in x for x in lines)
+    # paired statistics: every network vs every baseline, per source, α and headline metric
+    st = pd.read_csv(out / "stats.csv")
+    assert set(st.method) == {"N_bin", "N_diffu"} and set(st.baseline) == {"triquadratic",
+                                                                          "nearest"}
+    assert set(st.verdict) <= {"better", "worse", "no significant difference", "too few pairs"}
+    assert (st[st.source == "simulated"].n == 8).all()
+    bias = pd.read_csv(out / "bias.csv")
+    assert set(bias.phase) == {"pore", "solid"} and set(bias.tortuosity) == {"tau_geod",
+                                                                            "tau_eff"}
+    assert (out / "figures" / "paired_differences.png").stat().st_size > 1000
+    for text in ("Paired comparisons over the same sub-volumes", "Tortuosity bias",
+                 "Wilcoxon"):
+        assert text in md
 
 
 def _no_volume_reads(monkeypatch):

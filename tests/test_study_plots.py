@@ -160,3 +160,38 @@ def test_plotting_leaves_matplotlib_state_alone(tmp_path):
                          check=True)
     assert out.stdout.split() == ["svg", "False"]
     assert (tmp_path / "e.png").exists() and (tmp_path / "c.pdf").exists()
+
+
+def test_paired_differences_figure_content():
+    from twinsr.study.plots import paired_differences_figure
+    from twinsr.study.stats import paired_comparisons, paired_differences
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for src in ("simulated", "measured"):
+        for a in (2, 4):
+            for i in range(8):
+                base = rng.uniform(0.8, 0.9)
+                for m, v in (("N_bin", base + 0.02), ("triquadratic", base),
+                             ("nearest", base - 0.01)):
+                    rows.append({"source": src, "sample": "s", "subvolume": i, "alpha": a,
+                                 "method": m, "phase": "all", "metric": "accuracy", "value": v})
+                rows.append({"source": src, "sample": "s", "subvolume": i, "alpha": a,
+                             "method": "N_bin", "phase": "mean", "metric": "tau_eff_rel_err",
+                             "value": np.inf if i == 0 else 0.01})
+                for m in ("triquadratic", "nearest"):
+                    rows.append({"source": src, "sample": "s", "subvolume": i, "alpha": a,
+                                 "method": m, "phase": "mean", "metric": "tau_eff_rel_err",
+                                 "value": 0.05})
+    df = pd.DataFrame(rows)
+    kw = {"methods": ["N_bin"], "baselines": ["triquadratic", "nearest"]}
+    fig = paired_differences_figure(paired_differences(df, **kw), paired_comparisons(df, **kw))
+    axes = fig.get_axes()
+    assert len(axes) == 4  # 2 metrics x 2 sources
+    titles = [ax.get_title() for ax in axes]
+    assert any("improvement in accuracy" in t for t in titles)
+    assert any("inf not shown" in t for t in titles)  # the non-percolating sub-volume
+    # accuracy: every dot above 0 (improvement); 4 entries (2 α x 2 baselines) x 8 dots
+    acc = next(ax for ax in axes if "accuracy" in ax.get_title())
+    dots = np.concatenate([ln.get_ydata() for ln in acc.get_lines() if ln.get_marker() == "o"])
+    assert dots.size == 32 and (dots > 0).all()

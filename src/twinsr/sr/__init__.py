@@ -8,7 +8,8 @@ target kinds and objective terms) and ``symmetry`` (the cube group) are leaves; 
 ``runtime`` (the fast inference copy of a network), ``tta`` (test-time augmentation),
 ``threshold``; ``data`` (crop sampling, flux magnitude); ``objectives`` (losses: BCE,
 flux-weighted BCE, connectivity, volume fraction; registers them and the target kind
-``"morph"``); ``config``, ``database``, ``bundle`` (weights + :class:`ModelSpec`); ``engine``
+``"morph"``); ``config``, ``database``, ``finetune`` (real crops of a measured image), ``bundle`` (weights +
+:class:`ModelSpec`); ``engine``
 (tiled inference); ``infer``; ``train``.
 ``physics`` (the HR-solution outputs: :class:`SolutionCropSampler`, :func:`combined_loss`, the
 target kind ``"morph+diffu"``, :func:`solution_error`) builds on them and none of them imports
@@ -21,6 +22,13 @@ from twinsr.sr.bundle import ModelSpec, SRModel, load_model, save_bundle
 from twinsr.sr.config import PRESETS, TrainConfig
 from twinsr.sr.data import CropSampler, flux_magnitude
 from twinsr.sr.database import Database, Pair, build_database, open_database
+from twinsr.sr.finetune import (
+    MixedSampler,
+    check_disjoint,
+    finetune_pairs,
+    regions_overlap,
+    split_region,
+)
 from twinsr.sr.infer import superresolve
 from twinsr.sr.network import PixelShuffle3d, PixelUnshuffle3d, SRResNet3d, receptive_field
 from twinsr.sr.objectives import (
@@ -65,6 +73,7 @@ __all__ = [
     "PRESETS",
     "CropSampler",
     "Database",
+    "MixedSampler",
     "ModelSpec",
     "Objective",
     "ObjectiveTerm",
@@ -83,9 +92,11 @@ __all__ = [
     "axis_symmetries",
     "bce_loss",
     "build_database",
+    "check_disjoint",
     "combined_loss",
     "connectivity_loss",
     "cube_symmetries",
+    "finetune_pairs",
     "fit_threshold",
     "floating_mask",
     "flux_bce",
@@ -97,12 +108,14 @@ __all__ = [
     "objective_terms",
     "open_database",
     "receptive_field",
+    "regions_overlap",
     "register_objective_term",
     "register_target_kind",
     "save_bundle",
     "soft_skeleton",
     "solution_error",
     "solution_loss",
+    "split_region",
     "superresolve",
     "target_kind",
     "target_kinds",

@@ -91,6 +91,9 @@ class TrainConfig(BaseModel):
         step), so this changes nothing but speed. On CPU drawing a batch takes ~1 ms against
         steps of 50–500 ms, and a sampling thread slowed 2-core training down (it competes for
         the interpreter lock and the cores with torch's threads), hence 0 there.
+    finetune_fraction
+        With ``train(..., finetune_on=IMAGE)``: the probability that a training crop is drawn
+        from the measured image rather than from the twins (:mod:`twinsr.sr.finetune`).
     compile
         ``torch.compile`` the training forward (falls back to eager, with a log message, where
         compilation is unavailable or fails); off by default: on 2-core CPUs its tens of
@@ -130,6 +133,7 @@ class TrainConfig(BaseModel):
     channels_last: bool = True
     prefetch: int | None = Field(None, ge=0, le=64)
     compile: bool = False
+    finetune_fraction: float = Field(0.5, gt=0, le=1)
 
     @field_validator("objective", mode="before")
     @classmethod

@@ -86,6 +86,13 @@ from twinsr.sr.bundle import (
 from twinsr.sr.config import PRESETS, TrainConfig
 from twinsr.sr.data import CropSampler, grid_crops
 from twinsr.sr.database import Database, open_database
+from twinsr.sr.finetune import (
+    MixedSampler,
+    finetune_pairs,
+    image_digest,
+    normalize_region,
+    read_finetune_image,
+)
 from twinsr.sr.infer import superresolve
 from twinsr.sr.network import SRResNet3d
 from twinsr.sr.objectives import Objective, make_objective, needs_flux
@@ -240,7 +247,7 @@ class _Run:
     out: Path
     dev: str
     batch: int  # the global batch of a step
-    sampler: CropSampler
+    sampler: CropSampler | MixedSampler
     val: tuple[np.ndarray, np.ndarray]
     net: SRResNet3d
     opt: torch.optim.Optimizer
@@ -374,7 +381,7 @@ def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
 # fields added after the first checkpoint format: left out of a run's identity at their default
 # value, so that checkpoints written before them still resume
 _LATER_FIELDS = ("targets", "solution_weight", "objective", "flux_mix", "skeleton_iterations",
-                 "skeleton_smooth", "precision", "channels_last", "compile")
+                 "skeleton_smooth", "precision", "channels_last", "compile", "finetune_fraction")
 _NOT_IDENTITY = ("prefetch",)  # changes nothing but speed
 
 
@@ -418,9 +425,28 @@ def _check_objective(cfg: TrainConfig, db: Database) -> None:
         db.check_hr_diffusion(f"the objective term(s) {', '.join(map(repr, flux_terms))}")
 
 
+def _finetune_sampler(finetune: tuple[np.ndarray, Any] | None, twins: CropSampler,
+                      make: Callable[..., CropSampler], *, alpha: int, inputs: str, crop: int,
+                      axis: int, hr_solution: bool, cfg: TrainConfig, device: str
+                      ) -> tuple[CropSampler | MixedSampler, dict[str, Any] | None]:
+    """The training sampler with the real crops of ``finetune`` mixed in, and its identity."""
+    if finetune is None:
+        return twins, None
+    image, region = finetune
+    pairs = finetune_pairs(image, alpha=alpha, inputs=inputs, crop=crop, axis=axis,
+                           region=region, hr_solution=hr_solution, device=device)
+    real = make(pairs, np.random.default_rng([cfg.seed, TRAIN_STREAM, 7]))
+    reg = normalize_region(region, np.shape(image))
+    ident = {"image": image_digest(np.asarray(image)), "shape": list(np.shape(image)),
+             "region": [[s.start, s.stop] for s in reg], "fraction": cfg.finetune_fraction}
+    log.info("fine-tuning on a measured image %s, region %s: %.0f %% of the training crops",
+             np.shape(image), ident["region"], 100 * cfg.finetune_fraction)
+    return MixedSampler(twins, real, fraction=cfg.finetune_fraction), ident
+
+
 def _setup(database: Database | str | os.PathLike[str], *, alpha: int, inputs: str,
            out_dir: str | os.PathLike[str], config: TrainConfig | None, device: str,
-           dist: _Dist) -> _Run:
+           dist: _Dist, finetune: tuple[np.ndarray, Any] | None = None) -> _Run:
     """Validate the arguments; build samplers, validation crops, network and optimizer."""
     cfg = config if config is not None else TrainConfig()
     if not isinstance(cfg, TrainConfig):
@@ -453,14 +479,22 @@ def _setup(database: Database | str | os.PathLike[str], *, alpha: int, inputs: s
                                  axis=db.axis, rng=np.random.default_rng([cfg.seed, stream]),
                                  **extra)
 
-    train_sampler = sampler("train", TRAIN_STREAM, True)
+    train_sampler, ft_identity = _finetune_sampler(
+        finetune, sampler("train", TRAIN_STREAM, True),
+        lambda p, rng: kind.make_sampler(p, alpha=alpha, crop=crop, augment=True, axis=db.axis,
+                                         rng=rng, **extra),
+        alpha=alpha, inputs=inputs, crop=crop, axis=db.axis,
+        hr_solution=objective.flux or kind.needs_hr_solution, cfg=cfg, device=dev)
+    identity = _identity(alpha, inputs, cfg, axis)
+    if ft_identity is not None:
+        identity["finetune"] = ft_identity
     v_lr, v_hr = sampler("val", VAL_STREAM, False).sample(cfg.val_crops)
     val = (v_lr, v_hr.astype(np.uint8) if v_hr.shape[1] == 1 else v_hr)  # binary: 1 byte/voxel
     net = _build_network(input_channels(inputs), alpha, cfg, kind.out_channels).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     return _Run(cfg=cfg, kind=kind, db=db, spec=spec, out=Path(out_dir), dev=dev, batch=batch,
                 sampler=train_sampler, val=val, net=net, opt=opt, objective=objective,
-                identity=_identity(alpha, inputs, cfg, axis),
+                identity=identity,
                 precision=training_precision(cfg.precision, dev, amp=cfg.amp), dist=dist)
 
 
@@ -548,7 +582,8 @@ def _transfer(run: _Run, init_from: str | os.PathLike[str]) -> list[str]:
     except BundleError as exc:
         raise ConfigError(f"init_from: {exc}") from exc
     alpha = run.spec.alpha
-    if src.alpha * 2 != alpha:
+    same_alpha_finetune = "finetune" in run.identity and src.alpha == alpha
+    if src.alpha * 2 != alpha and not same_alpha_finetune:
         warnings.warn(f"init_from {init_from} is a network for alpha={src.alpha}; transfer "
                       f"learning expects the alpha/2={alpha // 2} network. Only layers of equal "
                       "shape are copied", ModelWarning, stacklevel=3)
@@ -1004,6 +1039,8 @@ def train(
     resume: bool = False,
     device: str = "auto",
     progress: ProgressFn | None = None,
+    finetune_on: np.ndarray | str | os.PathLike[str] | None = None,
+    finetune_region: Any = None,
 ) -> TrainResult:
     """Train one network N^{inputs,α} on a database (spec §2.2.3) and write its bundle.
 
@@ -1022,7 +1059,8 @@ def train(
         Hyper-parameters; default the paper preset.
     init_from : path, optional
         Bundle or run folder of the α/2 network: every layer whose name and shape coincide is
-        copied (transfer learning); the list is in the result and in ``run.json``.
+        copied (transfer learning); the list is in the result and in ``run.json``. With
+        ``finetune_on`` the network of the same α is the expected start (no warning).
     resume : bool
         Continue from ``out_dir/checkpoint.pt`` exactly where it stopped (same config only).
     device : str
@@ -1032,6 +1070,15 @@ def train(
     progress : callable(epoch, step, loss, val_loss), optional
         Called after every step (``val_loss`` None; under several processes the loss of this
         process's share of the batch) and after every epoch's validation.
+    finetune_on : array (Z, Y, X) or path, optional
+        A measured binary HR image: real LR/HR crops downsampled from it (with diffusion
+        channels for ``inputs="diffu"``) make up ``config.finetune_fraction`` of the training
+        crops (:mod:`twinsr.sr.finetune`); with ``init_from`` a twins-trained network this
+        fine-tunes it. Validation and μ* stay on the twins. The image's digest and region are
+        part of the checkpoint's identity.
+    finetune_region : three (start, stop) pairs or slices, optional
+        The part of ``finetune_on`` to use (default all of it); keep it apart from any region
+        the network is evaluated on (:func:`twinsr.sr.finetune.check_disjoint`).
 
     Returns
     -------
@@ -1042,11 +1089,14 @@ def train(
     DatasetError
         The database lacks the train/val split, α, diffusion channels or the HR solution the
         targets or the objective need (``build_database(..., hr_diffusion=True)``); images
-        smaller than one crop.
+        smaller than one crop (also the fine-tuning region).
+    VolumeError
+        ``finetune_on`` is not a 3-D binary image.
     ConfigError
         A checkpoint exists and ``resume`` is False; ``resume`` with a different config (the
-        difference is shown); a bad ``init_from``; unknown ``targets``; a batch that does not
-        split evenly across the processes; processes with different torch/twinsr versions.
+        difference is shown); a bad ``init_from`` or ``finetune_region``; unknown ``targets``;
+        a batch that does not split evenly across the processes; processes with different
+        torch/twinsr versions.
     BundleError
         An unreadable checkpoint.
 
@@ -1062,8 +1112,13 @@ def train(
     image's probabilities; ``prefetch`` batches of crops more.
     """
     with _distributed(device) as (dist, dev):
+        ft = None
+        if finetune_on is not None:
+            ft = (read_finetune_image(finetune_on), finetune_region)
+        elif finetune_region is not None:
+            raise ConfigError("`finetune_region` needs `finetune_on` (the measured image)")
         run = _setup(database, alpha=alpha, inputs=inputs, out_dir=out_dir, config=config,
-                     device=dev, dist=dist)
+                     device=dev, dist=dist, finetune=ft)
         state = _restore(run, resume)
         done = _completed(run, state)
         if done is not None:

@@ -14,10 +14,12 @@ from twinsr.study.evaluate import COLUMNS, cut_subvolumes, evaluate_volume, prep
 from twinsr.study.pipeline import StudyResult, run_study
 from twinsr.study.records import SkipRecord
 from twinsr.study.report import findings, summary_table
+from twinsr.study.stats import PairedTest, paired_comparisons, paired_test, tortuosity_bias
 
 __all__ = [
     "COLUMNS",
     "PRESETS",
+    "PairedTest",
     "SkipRecord",
     "StudyConfig",
     "StudyResult",
@@ -26,7 +28,10 @@ __all__ = [
     "evaluate_volume",
     "findings",
     "network_label",
+    "paired_comparisons",
+    "paired_test",
     "prepare_volume",
     "run_study",
     "summary_table",
+    "tortuosity_bias",
 ]

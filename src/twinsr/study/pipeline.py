@@ -11,7 +11,9 @@ skip is logged):
    one (transfer learning) -> ``runs/{bin,diffu}_a{α}/`` (bundle with threshold μ*);
 4. ``evaluate`` - simulated test realizations and measured volumes, cut into ``k³``
    sub-volumes, super-resolved by each network and baseline and scored -> ``eval/*.csv``;
-5. ``table``, ``figures``, ``report`` -> ``results.csv``, ``figures/``, ``report.md/.html``.
+5. ``table``, ``figures``, ``statistics``, ``report`` -> ``results.csv``, ``figures/``,
+   ``stats.csv`` (paired tests over the same sub-volumes, :mod:`twinsr.study.stats`),
+   ``bias.csv`` (signed tortuosity errors), ``report.md/.html``.
 
 The output folder holds ``study.json`` (resolved config, seed, package versions, git hash,
 device, and the :class:`~twinsr.study.records.SkipRecord` of every skipped evaluation, which a
@@ -53,7 +55,7 @@ STUDY_FILE = "study.json"
 #: Files and folders a study writes into its output folder (removed by ``force=True``).
 ARTEFACTS = ("study.json", "config.yaml", "steps.json", "params", "database", "runs", "eval",
              "figures", "results.csv", "results.parquet", "report.md", "report.html",
-             "skipped.json", "thresholds.json")
+             "skipped.json", "thresholds.json", "stats.csv", "bias.csv")
 ProgressFn = Callable[[str], None]
 
 
@@ -754,6 +756,28 @@ def _table(out: Path, unit_files: list[Path], log: _Log) -> tuple[Any, Path]:
     return df, paths[0]
 
 
+def _statistics(cfg: StudyConfig, out: Path, df: Any, log: _Log) -> tuple[Any, Any, list[Path]]:
+    """Paired comparisons (``stats.csv``), tortuosity bias (``bias.csv``) and their figure."""
+    from twinsr.study import plots, stats
+
+    t0 = time.perf_counter()
+    present = set(df["method"])
+    nets = [m for m in cfg.networks if m in present]
+    baselines = [b for b in cfg.baselines if b in present]
+    diffs = stats.paired_differences(df, methods=nets, baselines=baselines)
+    comp = stats.paired_comparisons(df, methods=nets, baselines=baselines, seed=cfg.seed)
+    bias = stats.tortuosity_bias(df, seed=cfg.seed)
+    with atomic_path(out / "stats.csv") as tmp:
+        comp.to_csv(tmp, index=False)
+    with atomic_path(out / "bias.csv") as tmp:
+        bias.to_csv(tmp, index=False)
+    figs: list[Path] = []
+    if len(diffs):
+        figs = plots.plot_paired_differences(diffs, comp, out / "figures" / "paired_differences")
+    log.mark("statistics", "done", time.perf_counter() - t0)
+    return comp, bias, figs
+
+
 def _record_steps(out: Path, meta: dict[str, Any], seconds: float, log: _Log) -> None:
     """Append this call's per-step status and times to ``steps.json``."""
     steps_file = out / "steps.json"
@@ -849,12 +873,14 @@ def run_study(config: StudyConfig | str | Path, out_dir: str | Path, *, force: b
                           "'min_lr_edge' or 'subvolumes', or use larger volumes")
     df, results_path = _table(out, unit_files, log)
     figs = _figures(cfg, out, df, bundles, log)
+    comp, bias, stat_figs = _statistics(cfg, out, df, log)
+    figs += stat_figs
 
     t0 = time.perf_counter()
     report_md, report_html = write_report(
         out, df, config_yaml=cfg.to_yaml(), meta=meta, figures=figs, networks=cfg.networks,
         skipped=skipped, seconds=time.perf_counter() - t_start, thresholds=thresholds,
-        validation=validation)
+        validation=validation, comparisons=comp, bias=bias, seed=cfg.seed)
     log.mark("report", "done", time.perf_counter() - t0)
     seconds = time.perf_counter() - t_start
     _record_steps(out, meta, seconds, log)

@@ -5,7 +5,10 @@
 * :func:`plot_boxplots` - Fig. 6: the four metrics per α and method, simulated and measured side
   by side;
 * :func:`plot_phase_tortuosity` - Fig. A2: tortuosity relative errors per phase;
-* :func:`plot_training_curves` - training and validation loss per network.
+* :func:`plot_training_curves` - training and validation loss per network;
+* :func:`plot_paired_differences` - per sub-volume paired differences of each network against
+  each baseline (dots) with the median and its bootstrap interval (bars),
+  :mod:`twinsr.study.stats`.
 
 Each ``plot_*`` function writes the figure that the matching ``*_figure`` function returns.
 Figures are drawn on :class:`matplotlib.figure.Figure` objects and saved through their own
@@ -35,9 +38,11 @@ __all__ = [
     "boxplots_figure",
     "error_image",
     "error_slices_figure",
+    "paired_differences_figure",
     "phase_tortuosity_figure",
     "plot_boxplots",
     "plot_error_slices",
+    "plot_paired_differences",
     "plot_phase_tortuosity",
     "plot_training_curves",
     "training_curves_figure",
@@ -321,3 +326,82 @@ def training_curves_figure(histories: Mapping[str, Any]) -> Figure:
 def plot_training_curves(histories: Mapping[str, Any], path: str | Path) -> list[Path]:
     """Write :func:`training_curves_figure` to ``path`` + ``.png`` and ``.pdf``."""
     return _save(training_curves_figure(histories), Path(path))
+
+
+def _pair_panel(ax: Any, diffs: Any, comp: Any, entries: Sequence[tuple[int, str, str]],
+                sign: float, colours: Mapping[str, Any]) -> int:
+    """Dots (one per sub-volume) and median + CI bar per (α, method, baseline) entry."""
+    n_inf = 0
+    for x, (a, m, b) in enumerate(entries):
+        d = diffs[(diffs["alpha"] == a) & (diffs["method"] == m) & (diffs["baseline"] == b)]
+        v = sign * d["diff"].to_numpy(dtype=float)
+        n_inf += int((~np.isfinite(v)).sum())
+        v = v[np.isfinite(v)]
+        jitter = np.linspace(-0.15, 0.15, v.size) if v.size > 1 else np.zeros(v.size)
+        ax.plot(x + jitter, v, "o", ms=2.5, color=colours[b], alpha=0.6)
+        c = comp[(comp["alpha"] == a) & (comp["method"] == m) & (comp["baseline"] == b)]
+        if len(c) and np.isfinite(c["ci_low"].iloc[0]):
+            r = c.iloc[0]
+            lo, hi = sorted((sign * r["ci_low"], sign * r["ci_high"]))
+            med = sign * r["median_diff"]
+            if np.isfinite([lo, hi, med]).all():
+                ax.errorbar([x + 0.3], [med], yerr=[[med - lo], [hi - med]], fmt="s", ms=4,
+                            color="k", capsize=2, lw=1)
+            if r["verdict"] in ("better", "worse"):
+                ax.annotate("*", (x + 0.3, hi), ha="center", va="bottom", fontsize=9)
+    ax.axhline(0.0, color="0.5", lw=0.8)
+    ax.set_xticks(range(len(entries)))
+    ax.set_xticklabels([f"α={a}\n{m}" for a, m, _ in entries], fontsize=6)
+    return n_inf
+
+
+def paired_differences_figure(diffs: Any, comparisons: Any) -> Figure:
+    """Paired differences of every network against every baseline, per sub-volume.
+
+    Parameters
+    ----------
+    diffs : pandas.DataFrame
+        :func:`twinsr.study.stats.paired_differences` (columns source, alpha, method, baseline,
+        metric, phase, diff).
+    comparisons : pandas.DataFrame
+        :func:`twinsr.study.stats.paired_comparisons` of the same differences.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One row per headline metric, one column per source; differences are drawn as
+        improvements (positive = the network is better, for accuracies and errors alike):
+        a dot per sub-volume coloured by baseline, the median with its bootstrap interval as a
+        black bar, ``*`` where the paired test is significant. Infinite differences are not
+        drawn and counted in the panel title.
+    """
+    heads = [h for h in HEADLINE if ((diffs["metric"] == h.metric)
+                                     & (diffs["phase"] == h.phase)).any()]
+    sources = [s for s in SOURCES if s in set(diffs["source"])]
+    baselines = list(dict.fromkeys(diffs["baseline"]))
+    colours = _colours(baselines)
+    entries = sorted({(int(a), m, b) for a, m, b in
+                      zip(diffs["alpha"], diffs["method"], diffs["baseline"], strict=True)},
+                     key=lambda e: (e[0], e[1], baselines.index(e[2])))
+    fig, axes = _figure(max(1, len(heads)), max(1, len(sources)),
+                        (max(4.2, 0.35 * len(entries) + 1.5) * max(1, len(sources)),
+                         2.8 * max(1, len(heads))))
+    for c, src in enumerate(sources):
+        for r, h in enumerate(heads):
+            sel = (diffs["source"] == src) & (diffs["metric"] == h.metric) & \
+                  (diffs["phase"] == h.phase)
+            csel = (comparisons["source"] == src) & (comparisons["metric"] == h.metric) & \
+                   (comparisons["phase"] == h.phase)
+            n_inf = _pair_panel(axes[r, c], diffs[sel], comparisons[csel], entries,
+                                1.0 if h.higher_is_better else -1.0, colours)
+            extra = f" ({n_inf} inf not shown)" if n_inf else ""
+            axes[r, c].set_title(f"{src}: improvement in {h.short_label}{extra}", fontsize=8)
+            axes[r, c].grid(axis="y", alpha=0.3)
+    _add_legend(fig, [f"vs {b}" for b in baselines],
+                {f"vs {b}": colours[b] for b in baselines})
+    return fig
+
+
+def plot_paired_differences(diffs: Any, comparisons: Any, path: str | Path) -> list[Path]:
+    """Write :func:`paired_differences_figure` to ``path`` + ``.png`` and ``.pdf``."""
+    return _save(paired_differences_figure(diffs, comparisons), Path(path))

@@ -4,7 +4,8 @@ and the paper's findings checked against the numbers of *this* run.
 Every statement about results is computed from the tidy results table; nothing is hard-coded.
 The paper's findings (spec §3) checked one by one:
 
-1. networks far beyond interpolation (each network vs tri-quadratic, every α, metric, source);
+1. networks far beyond interpolation (each network vs tri-quadratic, every α, metric, source;
+   paired tests over the same sub-volumes, :mod:`twinsr.study.stats`);
 2. stability across α (drop of the median accuracy from the smallest to the largest α);
 3. diffusion-informed vs binary network at each α (paper: diffu better at α = 2, 4, slightly
    worse at α = 8);
@@ -24,6 +25,15 @@ import numpy as np
 
 from twinsr.study.config import network_label
 from twinsr.study.evaluate import ALL, HEADLINE, SOURCES
+from twinsr.study.stats import (
+    BETTER,
+    LEVEL,
+    NO_DIFFERENCE,
+    TOO_FEW,
+    WORSE,
+    PairedTest,
+    paired_comparisons,
+)
 
 __all__ = ["Finding", "findings", "summary_table", "write_report"]
 
@@ -40,10 +50,6 @@ def _quantile(v: np.ndarray, q: float) -> float:
     if s[lo] == s[hi] or math.isinf(s[hi]):
         return float(s[hi]) if math.isinf(s[hi]) and pos > lo else float(s[lo])
     return float(s[lo] + (pos - lo) * (s[hi] - s[lo]))
-
-
-#: Differences of median accuracy smaller than this are reported as ties (finding 3).
-TIE_TOLERANCE = 5e-4
 
 
 def _median(v: np.ndarray) -> float:
@@ -97,10 +103,6 @@ def _verdict(checks: Sequence[bool]) -> str:
             "partly supported" if any(checks) else "not supported")
 
 
-def _better(a: float, b: float, higher: bool) -> bool:
-    return (a > b) if higher else (a < b)
-
-
 @dataclass(frozen=True)
 class _Table:
     """What the findings look at: the table and the sources, α and methods present in it."""
@@ -111,15 +113,21 @@ class _Table:
     present: set[str]
     nets: list[str]
     baseline: str
+    seed: int = 0
 
     def med(self, source: str, alpha: int, method: str, metric: str = "accuracy",
             phase: str = ALL) -> float:
         return _med(self.df, source, alpha, method, metric, phase)
 
 
-def findings(df: Any, *, networks: Sequence[str], baseline: str = "triquadratic"
-             ) -> list[Finding]:
-    """Check the paper's four findings on the results table (medians over sub-volumes).
+def findings(df: Any, *, networks: Sequence[str], baseline: str = "triquadratic",
+             seed: int = 0) -> list[Finding]:
+    """Check the paper's four findings on the results table.
+
+    "Better than" claims (findings 1 and 3) use paired tests over the same sub-volumes
+    (:func:`twinsr.study.stats.paired_test`: Wilcoxon signed-rank and a bootstrap interval of
+    the median paired difference, seeded by ``seed``); findings 2 and 4 compare medians of
+    different volumes (no pairs).
 
     Parameters
     ----------
@@ -139,37 +147,44 @@ def findings(df: Any, *, networks: Sequence[str], baseline: str = "triquadratic"
     present = set(df["method"])
     t = _Table(df, [s for s in SOURCES if s in set(df["source"])],
                sorted(int(a) for a in df["alpha"].unique()), present,
-               [n for n in networks if n in present], baseline)
+               [n for n in networks if n in present], baseline, seed)
     return [_vs_interpolation(t), _stability(t), _diffusion_vs_binary(t),
             _measured_vs_simulated(t)]
 
 
 def _vs_interpolation(t: _Table) -> Finding:
-    det, wins, total = [], 0, 0
+    det: list[str] = []
+    counts = dict.fromkeys((BETTER, WORSE, NO_DIFFERENCE, TOO_FEW), 0)
     per_metric: dict[str, list[int]] = {}
+    labels = {h.metric: h.label for h in HEADLINE}
     if t.nets and t.baseline in t.present:
-        for src in t.sources:
-            for a in t.alphas:
-                for metric, phase, label, _short, hib in HEADLINE:
-                    b = t.med(src, a, t.baseline, metric, phase)
-                    if math.isnan(b):
-                        continue
-                    for n in t.nets:
-                        v = t.med(src, a, n, metric, phase)
-                        if math.isnan(v):
-                            continue
-                        total += 1
-                        ok = _better(v, b, hib)
-                        wins += ok
-                        per_metric.setdefault(label, [0, 0])
-                        per_metric[label][0] += ok
-                        per_metric[label][1] += 1
-                        det.append(f"{src}, α={a}, {label}: {n} {v:.4g} vs {t.baseline} "
-                                   f"{b:.4g} -> {'better' if ok else 'NOT better'}")
-        verdict = ("not tested" if total == 0 else "supported" if wins == total else
-                   "partly supported" if wins >= total / 2 else "not supported")
-        det.insert(0, f"networks better than {t.baseline} in {wins} of {total} comparisons "
-                      "(median over sub-volumes; source × α × metric × network): "
+        comp = paired_comparisons(t.df, methods=t.nets, baselines=[t.baseline], seed=t.seed)
+        for r in comp.itertuples():
+            label = labels.get(r.metric, r.metric)
+            v = t.med(r.source, r.alpha, r.method, r.metric, r.phase)
+            b = t.med(r.source, r.alpha, t.baseline, r.metric, r.phase)
+            test = PairedTest(r.n, r.median_diff, r.ci_low, r.ci_high, r.p_value, r.verdict)
+            counts[r.verdict] += 1
+            ok = r.verdict == BETTER
+            if r.verdict != TOO_FEW:
+                per_metric.setdefault(label, [0, 0])
+                per_metric[label][0] += ok
+                per_metric[label][1] += 1
+            word = {BETTER: "better", WORSE: "NOT better: significantly worse",
+                    NO_DIFFERENCE: "NOT better: no significant difference",
+                    TOO_FEW: "not tested: too few pairs"}[r.verdict]
+            det.append(f"{r.source}, α={r.alpha}, {label}: {r.method} {v:.4g} vs {t.baseline} "
+                       f"{b:.4g} (medians); paired {test.describe()} -> {word}")
+        tested = len(comp) - counts[TOO_FEW]
+        wins = counts[BETTER]
+        verdict = ("not tested" if tested == 0 else "supported" if wins == tested else
+                   "partly supported" if wins >= tested / 2 else "not supported")
+        det.insert(0, f"networks significantly better than {t.baseline} in {wins} of {tested} "
+                      f"paired comparisons (Wilcoxon signed-rank p < {LEVEL} and the "
+                      f"{1 - LEVEL:.0%} bootstrap CI of the median paired difference excludes "
+                      f"0; pairs = the same sub-volumes; source × α × metric × network); "
+                      f"significantly worse in {counts[WORSE]}, no significant difference in "
+                      f"{counts[NO_DIFFERENCE]}, too few pairs in {counts[TOO_FEW]}: "
                       + "; ".join(f"{k} {w}/{n}" for k, (w, n) in per_metric.items()))
     else:
         verdict = "not tested"
@@ -205,23 +220,32 @@ def _diffusion_vs_binary(t: _Table) -> Finding:
     verdict = "not tested"
     if N_BIN in t.present and N_DIFFU in t.present:
         agree = []
+        comp = paired_comparisons(t.df, methods=[N_DIFFU], baselines=[N_BIN],
+                                  metrics=[("accuracy", ALL)], seed=t.seed)
+        tests = {(r.source, r.alpha): r for r in comp.itertuples()}
         for a in t.alphas:
             for src in t.sources:
-                d_acc = t.med(src, a, N_DIFFU) - t.med(src, a, N_BIN)
+                r = tests.get((src, a))
+                if r is None:
+                    continue
                 d_sur = (t.med(src, a, N_DIFFU, "surface_accuracy")
                          - t.med(src, a, N_BIN, "surface_accuracy"))
-                # differences below TIE_TOLERANCE in median accuracy are called a tie
-                verdict_a = ("better" if d_acc > TIE_TOLERANCE else
-                             "worse" if d_acc < -TIE_TOLERANCE else "tie")
+                test = PairedTest(r.n, r.median_diff, r.ci_low, r.ci_high, r.p_value, r.verdict)
+                verdict_a = {BETTER: "better", WORSE: "worse", NO_DIFFERENCE: "tie",
+                             TOO_FEW: "untested (too few pairs)"}[r.verdict]
                 expected = "better" if a in (2, 4) else "worse"
-                agree.append(verdict_a == expected)
-                det.append(f"α={a}, {src}: N_diffu − N_bin median accuracy {d_acc:+.4f}, "
-                           f"surface accuracy {d_sur:+.4f} -> N_diffu {verdict_a} "
+                if r.verdict != TOO_FEW:
+                    agree.append(verdict_a == expected)
+                det.append(f"α={a}, {src}: N_diffu − N_bin accuracy, paired {test.describe()}; "
+                           f"median surface accuracy {d_sur:+.4f} -> N_diffu {verdict_a} "
                            f"(paper: {'better' if a in (2, 4) else 'slightly worse'})")
-        verdict = _verdict(agree)
+        if agree:
+            verdict = _verdict(agree)
     else:
         det.append("needs both N_bin and N_diffu")
-    det.insert(0, f"a median-accuracy difference within ±{TIE_TOLERANCE} counts as a tie")
+    det.insert(0, "better/worse = significant paired difference of accuracy over the same "
+                  f"sub-volumes (Wilcoxon p < {LEVEL} and bootstrap CI excluding 0); otherwise "
+                  "a tie")
     return Finding("Diffusion-informed vs binary network",
                    "N_diffu is better at α = 2, 4 and slightly worse at α = 8", verdict, det)
 
@@ -275,17 +299,22 @@ def write_report(out_dir: str | Path, df: Any, *, config_yaml: str, meta: dict[s
                  figures: Sequence[Path], networks: Sequence[str], skipped: Sequence[str],
                  seconds: float, thresholds: dict[str, float] | None = None,
                  validation: dict[str, dict[str, Any]] | None = None,
-                 ) -> tuple[Path, Path]:
+                 comparisons: Any = None, bias: Any = None, notes: Sequence[str] = (),
+                 seed: int = 0) -> tuple[Path, Path]:
     """Write ``report.md`` and ``report.html`` into ``out_dir``; return their paths.
 
     ``validation`` maps a sample name to its :meth:`ValidationResult.to_dict` (the twins of the
     calibrated model against the data); the report shows its transport and geometry rows.
+    ``comparisons`` (:func:`twinsr.study.stats.paired_comparisons`) and ``bias``
+    (:func:`twinsr.study.stats.tortuosity_bias`) are shown as tables when given; ``notes``
+    are lines about the evaluation set-up (sizes, fine-tuning split) shown before the findings;
+    ``seed`` seeds the findings' bootstrap.
     """
     from twinsr._atomic import atomic_write_text
 
     out = Path(out_dir)
     summ = summary_table(df)
-    found = findings(df, networks=networks)
+    found = findings(df, networks=networks, seed=seed)
     blocks: list[tuple[str, Any]] = []
     blocks.append(("h1", f"twinsr study report: {meta.get('name', 'study')}"))
     blocks.append(("p", f"Run time {seconds / 60:.1f} min (this invocation; per-step times "
@@ -300,6 +329,9 @@ def write_report(out_dir: str | Path, df: Any, *, config_yaml: str, meta: dict[s
                                  [[k, float(v)] for k, v in thresholds.items()])))
     if validation:
         blocks += _validation_blocks(validation)
+    if notes:
+        blocks.append(("h2", "Evaluation set-up"))
+        blocks.append(("ul", list(notes)))
     blocks.append(("h2", "Findings of the paper, checked on this run"))
     for f in found:
         blocks.append(("h3", f"{f.title}: {f.verdict}"))
@@ -318,6 +350,8 @@ def write_report(out_dir: str | Path, df: Any, *, config_yaml: str, meta: dict[s
         rows = [[r.source, r.alpha, r.method, r.median, r.iqr, r.n, r.n_inf]
                 for r in s.itertuples()]
         blocks.append(("table", (["source", "α", "method", "median", "IQR", "n", "n_inf"], rows)))
+    blocks += _comparison_blocks(comparisons)
+    blocks += _bias_blocks(bias)
     if skipped:
         blocks.append(("h2", "Skipped evaluations"))
         blocks.append(("ul", list(skipped)))
@@ -336,6 +370,46 @@ def write_report(out_dir: str | Path, df: Any, *, config_yaml: str, meta: dict[s
            f"<style>{style}</style></head><body>{''.join(ht)}</body></html>\n")
     html_path = atomic_write_text(out / "report.html", doc)
     return md_path, html_path
+
+
+def _comparison_blocks(comp: Any) -> list[tuple[str, Any]]:
+    """The paired-comparison tables, one per headline metric."""
+    if comp is None or not len(comp):
+        return []
+    blocks: list[tuple[str, Any]] = [
+        ("h2", "Paired comparisons over the same sub-volumes"),
+        ("p", f"Δ = method − baseline per sub-volume (samples of a source pooled); median Δ "
+              f"with its {1 - LEVEL:.0%} bootstrap interval, two-sided Wilcoxon signed-rank p. "
+              f"better/worse only when p < {LEVEL} and the interval excludes 0; with fewer than "
+              "6 pairs no test can reach p < 0.05 (too few pairs). Every table in stats.csv.")]
+    for h in HEADLINE:
+        c = comp[(comp["metric"] == h.metric) & (comp["phase"] == h.phase)]
+        if not len(c):
+            continue
+        rows = [[r.source, r.alpha, r.method, r.baseline, r.n, r.median_diff,
+                 f"[{r.ci_low:+.3g}, {r.ci_high:+.3g}]", r.p_value, r.verdict]
+                for r in c.itertuples()]
+        blocks.append(("h3", f"{h.label} ({'higher' if h.higher_is_better else 'lower'} is "
+                             "better)"))
+        blocks.append(("table", (["source", "α", "method", "baseline", "n", "median Δ",
+                                  "CI", "p", "verdict"], rows)))
+    return blocks
+
+
+def _bias_blocks(bias: Any) -> list[tuple[str, Any]]:
+    """The signed tortuosity errors next to the absolute ones."""
+    if bias is None or not len(bias):
+        return []
+    rows = [[r.source, r.alpha, r.method, r.phase, r.tortuosity, r.n, _pct(r.median_signed),
+             f"[{_pct(r.ci_low)}, {_pct(r.ci_high)}]", _pct(r.median_abs).lstrip("+")]
+            for r in bias.itertuples()]
+    return [("h2", "Tortuosity bias: signed relative errors"),
+            ("p", "Median over sub-volumes of (τ_method − τ_HR) / τ_HR per phase with its 95 % "
+                  "bootstrap interval, next to the median absolute relative error. A negative "
+                  "bias means the phase is made too well connected; ±inf: one of the two does "
+                  "not percolate. Also in bias.csv."),
+            ("table", (["source", "α", "method", "phase", "τ", "n", "median signed", "CI",
+                        "median |error|"], rows))]
 
 
 _VALIDATION_PREFIXES = ("volume_fraction.solid", "ssa", "chord_mean.", "tau_eff.", "geodesic.",
