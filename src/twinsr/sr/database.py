@@ -201,9 +201,9 @@ def _build_on_cluster(client: Any, todo: list[dict[str, Any]],
                       progress: Callable[[], None]) -> None:
     """Every entry as tasks on a dask cluster: its sampling, then each diffusion solve (in
     parallel, reading the sampled files), then its ``entry.json``."""
-    from twinsr._distributed import wait_all
-
     import uuid
+
+    from twinsr._distributed import wait_all
 
     run = uuid.uuid4().hex[:8]
     finals = []
@@ -343,7 +343,7 @@ def build_database(
             part = "train" if r < counts[0] else ("val" if r < counts[0] + counts[1] else "test")
             name = _entry_name(m, r)
             names[part].append(name)
-            jobs.append({"folder": str(out / name), "model": model, "seed": [int(seed), m, r],
+            jobs.append({"folder": str(out.absolute() / name), "model": model, "seed": [int(seed), m, r],
                          "shape": list(shp), "alphas": alphas, "diffusion": bool(diffusion),
                          "hr_diffusion": bool(hr_diffusion),
                          "axis": axis, "device": device, "files": files})

@@ -159,7 +159,7 @@ def generate(
                     "seed": base_seed, "index": i, "shape": list(shp),
                     "twinsr_version": __version__}
             todo.append({"model": model, "shape": shp, "seed": base_seed, "index": i,
-                         "path": str(path), "metadata": meta, "workers": workers})
+                         "path": str(path.absolute()), "metadata": meta, "workers": workers})
     if dask_client is not None:
         run_tasks(dask_client, write_twin, todo, progress=advance, key="twinsr-twin")
     else:
