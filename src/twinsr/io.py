@@ -59,10 +59,15 @@ from twinsr._validation import as_label_volume, check_label_names, check_memory
 from twinsr.exceptions import MemoryBudgetError, TwinsrError, VolumeError, VolumeFileError
 
 __all__ = [
+    "NGFF_UNITS",
     "SUPPORTED_SUFFIXES",
     "VolumeInfo",
     "create_zarr_array",
+    "ngff_attrs",
+    "ngff_multiscale",
+    "ngff_unit",
     "normalize_voxel_size",
+    "open_zarr_array",
     "pick_array_key",
     "read_metadata",
     "read_volume",
@@ -573,13 +578,142 @@ def _read_raw(p: Path, key: str | None, load: bool) -> _Read:
     return arr.astype(arr.dtype.newbyteorder("="), copy=False), info
 
 
-def _read_zarr(p: Path, key: str | None, load: bool) -> _Read:
+#: unit abbreviations (as in twinsr metadata) -> OME-NGFF (UDUNITS-2) names
+NGFF_UNITS = {"um": "micrometer", "µm": "micrometer", "μm": "micrometer", "micron": "micrometer",
+              "nm": "nanometer", "mm": "millimeter", "cm": "centimeter", "m": "meter",
+              "pm": "picometer", "A": "angstrom", "Å": "angstrom"}
+_NGFF_ABBREV = {"micrometer": "um", "nanometer": "nm", "millimeter": "mm", "centimeter": "cm",
+                "meter": "m", "picometer": "pm", "angstrom": "A"}
+
+
+def ngff_unit(unit: str) -> str:
+    """The OME-NGFF name of a length unit (``"um"`` -> ``"micrometer"``).
+
+    Raises
+    ------
+    VolumeFileError
+        A unit NGFF does not know (the message lists the accepted ones).
+
+    Examples
+    --------
+    >>> ngff_unit("um"), ngff_unit("nanometer")
+    ('micrometer', 'nanometer')
+    """
+    if unit in NGFF_UNITS:
+        return NGFF_UNITS[unit]
+    if unit in _NGFF_ABBREV or unit in ("femtometer", "kilometer", "inch", "foot"):
+        return unit
+    raise VolumeFileError(f"unit {unit!r} has no OME-NGFF name; use one of "
+                          f"{', '.join(sorted(NGFF_UNITS))} or an NGFF name such as micrometer")
+
+
+def ngff_multiscale(attrs: dict[str, Any]) -> dict[str, Any] | None:
+    """The first ``multiscales`` entry of OME-NGFF group attributes (0.4 or 0.5), or None."""
+    ms = attrs.get("ome", {}).get("multiscales") if isinstance(attrs.get("ome"), dict) else None
+    ms = ms if ms is not None else attrs.get("multiscales")
+    if isinstance(ms, list) and ms and isinstance(ms[0], dict) and ms[0].get("datasets"):
+        return ms[0]
+    return None
+
+
+def _ngff_scale(transforms: Any) -> list[float] | None:
+    for t in transforms or []:
+        if isinstance(t, dict) and t.get("type") == "scale":
+            return [float(v) for v in t["scale"]]
+    return None
+
+
+def _ngff_voxel_size(ms: dict[str, Any]) -> dict[str, Any]:
+    """Voxel size (z, y, x) and unit of level 0 of an NGFF multiscale (empty if not stated)."""
+    axes = [a if isinstance(a, dict) else {"name": a} for a in ms.get("axes", [])]
+    scale = _ngff_scale(ms["datasets"][0].get("coordinateTransformations"))
+    if scale is None:
+        return {}
+    top = _ngff_scale(ms.get("coordinateTransformations"))
+    if top is not None and len(top) == len(scale):
+        scale = [a * b for a, b in zip(scale, top, strict=True)]
+    space = [i for i, a in enumerate(axes) if a.get("type") == "space" or a.get("name") in ("z", "y", "x")]
+    if len(space) != 3 or len(scale) != len(axes):
+        space = list(range(len(scale)))[-3:]
+    if len(space) != 3:
+        return {}
+    unit = next((a["unit"] for a in axes if a.get("unit")), None) if axes else None
+    return {"voxel_size": normalize_voxel_size([scale[i] for i in space]),
+            "unit": _NGFF_ABBREV.get(unit, unit) if unit else "um"}
+
+
+def ngff_attrs(n_levels: int, voxel_size: tuple[float, float, float] | None, unit: str, *,
+               name: str = "image", zarr_format: int = 3) -> dict[str, Any]:
+    """OME-NGFF multiscales attributes of a (z, y, x) pyramid made by stride-2 subsampling.
+
+    Level ``k`` (array path ``"k"``) holds ``level0[::2**k, ::2**k, ::2**k]``: its voxel centres
+    lie on level 0's, so its ``scale`` is ``2**k`` times the level-0 voxel size and needs no
+    translation. NGFF 0.5 (under ``"ome"``) for a Zarr v3 group, 0.4 for Zarr v2.
+
+    Parameters
+    ----------
+    n_levels : int
+        Resolution levels (>= 1).
+    voxel_size : (z, y, x) or None
+        Level-0 voxel size in ``unit`` (None: scale 1 and no unit).
+    unit : str
+        Length unit (``"um"`` or an NGFF name, see :func:`ngff_unit`).
+
+    Examples
+    --------
+    >>> a = ngff_attrs(2, (0.5, 0.5, 0.5), "um")
+    >>> a["ome"]["version"], a["ome"]["multiscales"][0]["datasets"][1]["coordinateTransformations"]
+    ('0.5', [{'type': 'scale', 'scale': [1.0, 1.0, 1.0]}])
+    """
+    vs = voxel_size or (1.0, 1.0, 1.0)
+    unit_kw = {"unit": ngff_unit(unit)} if voxel_size is not None else {}
+    axes = [{"name": n, "type": "space", **unit_kw} for n in ("z", "y", "x")]
+    datasets = [{"path": str(k), "coordinateTransformations": [
+        {"type": "scale", "scale": [float(v) * 2**k for v in vs]}]} for k in range(n_levels)]
+    ms = {"name": name, "axes": axes, "datasets": datasets, "type": "stride-2 subsampling",
+          "metadata": {"method": "level k = level0[::2**k, ::2**k, ::2**k]"}}
+    if zarr_format >= 3:
+        return {"ome": {"version": "0.5", "multiscales": [ms]}}
+    return {"multiscales": [{"version": "0.4", **ms}]}
+
+
+def open_zarr_array(path: PathLike, key: str | None = None) -> tuple[Any, dict[str, Any]]:
+    """Open the array of a Zarr store to read: the root array, ``key`` in a group, or level 0 of
+    an OME-Zarr (NGFF multiscales) group; with the voxel size its NGFF metadata state.
+
+    Returns
+    -------
+    (zarr.Array, dict)
+        The array (not read) and ``{"voxel_size": (z, y, x), "unit": ...}`` from the NGFF
+        ``scale`` transform of level 0 (empty for a store that is not OME-Zarr).
+
+    Raises
+    ------
+    VolumeFileError
+        A group with several arrays and no ``key``, or no array named ``key``.
+    """
     import zarr
 
+    p = Path(path)
     node = zarr.open(str(p), mode="r")
-    if isinstance(node, zarr.Group):
-        node = node[pick_array_key(sorted(name for name, _ in node.arrays()), key, p)]
+    if not isinstance(node, zarr.Group):
+        return node, {}
+    ms = ngff_multiscale(dict(node.attrs))
+    if ms is not None and key is None:
+        level0 = str(ms["datasets"][0]["path"])
+        try:
+            return node[level0], _ngff_voxel_size(ms)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise VolumeFileError(f"{p} is an OME-Zarr whose level 0 ({level0!r}) cannot be "
+                                  f"read ({exc}); {_damaged(p)}") from exc
+    return node[pick_array_key(sorted(name for name, _ in node.arrays()), key, p)], {}
+
+
+def _read_zarr(p: Path, key: str | None, load: bool) -> _Read:
+    node, ngff = open_zarr_array(p, key)
     meta = _meta_from(dict(node.attrs).get(_META_KEY), f"the metadata of {p}", _damaged(p))
+    if meta.get("voxel_size") is None and ngff.get("voxel_size") is not None:
+        meta.update(ngff)
     if not load:
         return None, meta
     _check_before_reading(tuple(node.shape), node.dtype, meta, p)

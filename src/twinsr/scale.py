@@ -44,9 +44,18 @@ from typing import Any
 import numpy as np
 
 from twinsr._atomic import atomic_write_text
+from twinsr._distributed import check_workers, resolve_client, wait_all
 from twinsr._validation import as_binary_volume, check_memory, resolve_device
 from twinsr.exceptions import VolumeError, VolumeFileError
-from twinsr.io import create_zarr_array, normalize_voxel_size, pick_array_key, read_volume
+from twinsr.io import (
+    create_zarr_array,
+    ngff_attrs,
+    ngff_unit,
+    normalize_voxel_size,
+    open_zarr_array,
+    pick_array_key,
+    read_volume,
+)
 
 __all__ = ["superresolve_zarr"]
 
@@ -56,10 +65,12 @@ _DONE = ".twinsr-done"
 _SETTINGS = ".twinsr-settings.json"
 
 
-def _lazy_lr(lr: object, key: str | None, files: contextlib.ExitStack) -> Any:
+def _lazy_lr(lr: object, key: str | None, files: contextlib.ExitStack, *,
+             distributed: bool = False) -> Any:
     """A dask array (Z, Y, X) for ``lr``; HDF5 files stay open in ``files`` until it closes.
 
-    Zarr and HDF5 are read lazily, ``.npy`` memory-mapped, other formats loaded in memory.
+    Zarr (level 0 of an OME-Zarr) and HDF5 are read lazily, ``.npy`` memory-mapped, other
+    formats loaded in memory; under a ``distributed`` client HDF5 is loaded too.
     """
     import dask.array as da
 
@@ -71,13 +82,8 @@ def _lazy_lr(lr: object, key: str | None, files: contextlib.ExitStack) -> Any:
     suffix = p.suffix.lower()
     try:
         if suffix == ".zarr" and p.exists():
-            import zarr
-
-            node = zarr.open(str(p), mode="r")
-            if isinstance(node, zarr.Group):
-                node = node[pick_array_key(sorted(n for n, _ in node.arrays()), key, p)]
-            return da.from_zarr(node)
-        if suffix in (".h5", ".hdf5") and p.exists() and _distributed_client() is None:
+            return da.from_zarr(open_zarr_array(p, key)[0])
+        if suffix in (".h5", ".hdf5") and p.exists() and not distributed:
             import h5py
 
             f = files.enter_context(h5py.File(p, "r"))
@@ -114,6 +120,10 @@ def superresolve_zarr(
     tta: int = 1,
     uncertainty_out: str | os.PathLike[str] | None = None,
     memory_budget: int | None = None,
+    client: Any = None,
+    ome: bool | None = None,
+    levels: int = 1,
+    force: bool = False,
 ) -> Path:
     """Super-resolve ``lr`` by the model's α into a Zarr store, block by block, resumably.
 
@@ -169,6 +179,23 @@ def superresolve_zarr(
         Working memory in bytes of one block's HR pieces (see :func:`twinsr.sr.superresolve`;
         the block itself is ``chunk``); with ``workers`` > 1 each thread holds one block, and
         their total is checked against the available memory.
+    client : None, "auto" or distributed.Client
+        Run the blocks as tasks of this dask cluster (``"auto"``: the active client, required;
+        None: the active client if there is one, else local threads). Before any block, a
+        probe checks every worker sees the output folder and runs the same twinsr, numpy,
+        scipy and torch; the workers write their blocks straight into the store, so it must be
+        on a file system they all mount at the same path.
+    ome : bool, optional
+        Write an OME-Zarr (NGFF multiscales: axes z, y, x with ``unit``, ``scale`` = HR voxel
+        size; level 0 at path ``"0"``), readable by napari and ``ome-zarr``. Default: when
+        ``out`` ends in ``.ome.zarr``. The uncertainty store stays a plain Zarr array.
+    levels : int
+        Resolution levels of an OME-Zarr (1 = full resolution only); level k is level 0
+        subsampled by ``2**k`` (``[::2**k]`` per axis, as :func:`twinsr.resample.downsample`),
+        built block by block after level 0 is complete.
+    force : bool
+        Replace an existing ``out`` (atomically, at the end) and discard an interrupted run
+        with other settings instead of refusing them.
 
     Returns
     -------
@@ -180,13 +207,18 @@ def superresolve_zarr(
     VolumeError
         Not 3-D / not binary input, bad ``chunk``.
     VolumeFileError
-        ``out`` is not a ``.zarr`` path, or exists already and is not the finished output of
-        a call with the same model, input and options (that one is returned as it is, so a
-        rerun after a kill is safe); an unreadable input file.
+        ``out`` is not a ``.zarr`` path, or exists already (without ``force``) and is not the
+        finished output of a call with the same model, input and options (that one is returned
+        as it is, so a rerun after a kill is safe); an interrupted
+        run of other settings at ``out.partial`` (without ``force``); an unreadable input file;
+        a block that could not be written (e.g. a full disk: nothing is renamed to ``out``,
+        rerun to resume); workers of ``client`` that cannot see the output folder; a ``unit``
+        without an NGFF name.
     ConfigError
         ``axis`` disagrees with the model's transport axis; a bare network without the
         ``threshold`` / ``axis`` it needs; ``tta`` not in {1, 8, 48}; ``uncertainty_out`` with
-        ``tta=1``; unknown ``precision``.
+        ``tta=1``; unknown ``precision``; bad ``client``, ``levels``; workers that run other
+        package versions.
     MemoryBudgetError
         One block's working memory does not fit ``memory_budget`` or the available memory.
 
@@ -207,8 +239,6 @@ def superresolve_zarr(
     >>> out.name
     'sr.zarr'
     """
-    import zarr
-
     from twinsr.sr.engine import TileEngine, check_memory_budget, choose_precision
     from twinsr.sr.infer import as_model
     from twinsr.sr.runtime import resolve_precision
@@ -219,20 +249,24 @@ def superresolve_zarr(
     if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
         raise VolumeError(f"`chunk` must be a positive integer (LR voxels), got {chunk!r}")
     out = Path(out)
-    unc_out = _check_outputs(out, uncertainty_out, tta)
+    unc_out = _check_outputs(out, uncertainty_out, tta, force=force)
+    n_levels = _check_ome(out, ome, levels, unit)
     dev = resolve_device(device)
     budget = check_memory_budget(memory_budget, dev)
     resolve_precision(precision, dev)  # refuse a bad value before any work
+    dask_client = _distributed_client() if client is None else resolve_client(client)
+    if dask_client is not None:
+        check_workers(dask_client, out.absolute().parent, what="output")
     partial = out.with_name(out.name + ".partial")
     unc_partial = None if unc_out is None else unc_out.with_name(unc_out.name + ".partial")
     with contextlib.ExitStack() as files:  # HDF5 inputs stay open while the blocks are computed
-        chans, index = _input_stack(_lazy_lr(lr, key, files), model, axis, device,
-                                    tta_symmetries(tta))
+        chans, index = _input_stack(_lazy_lr(lr, key, files, distributed=dask_client is not None),
+                                    model, axis, device, tta_symmetries(tta))
         prec = choose_precision(precision, model, chans.shape[1:], lambda sl: list(
             np.asarray(chans[(list(index[0]), *sl)])), device=dev)
         engine = TileEngine(model, device=dev, precision=prec, tta=tta,
                             uncertainty=unc_out is not None)
-        a, halo = model.alpha, engine.halo
+        halo = engine.halo
         chunk = max(int(chunk), halo)  # dask's overlap needs blocks at least as deep as the halo
         chans = chans.rechunk((chans.shape[0],
                                *(_block_chunks(n, chunk, halo) for n in chans.shape[1:])))
@@ -240,31 +274,28 @@ def superresolve_zarr(
         check_memory(plan.peak_bytes * max(1, int(workers)),
                      f"one block of {chunk}³ LR voxels per worker (lower `chunk` or "
                      "`memory_budget`)")
-        settings = {"shape_lr": list(chans.shape[1:]), "alpha": a, "chunk": chunk,
+        settings = {"shape_lr": list(chans.shape[1:]), "alpha": model.alpha, "chunk": chunk,
                     "probabilities": bool(probabilities), "threshold": float(model.threshold),
                     "inputs": model.inputs, "axis": model.transport_axis,
                     "weights": _fingerprint(model.network), "tta": tta,
                     "precision": engine.fast.precision, "uncertainty": unc_out is not None}
-        vs = normalize_voxel_size(voxel_size)
-        attrs = {"model": model.metadata, "spec": model.spec.to_dict(), **settings,
-                 "source": str(lr) if isinstance(lr, (str, os.PathLike)) else None,
-                 "voxel_size": [v / a for v in vs] if vs else None, "unit": unit}
-        shape_hr = tuple(a * s for s in chans.shape[1:])
-        if _finished_output(zarr, out, unc_out, settings):
+        if n_levels:  # only recorded for OME output, so plain runs of before still resume
+            settings["ome_levels"] = n_levels
+        if not force and _finished_output(out, unc_out, settings, group=bool(n_levels)):
             return out
-        store = _open_partial(zarr, partial, settings, attrs, shape=shape_hr,
-                              dtype=np.float32 if probabilities else np.uint8,
-                              chunks=(a * chunk,) * 3)
-        unc_store = None if unc_partial is None else _open_partial(
-            zarr, unc_partial, settings, {**attrs, "content": "uncertainty"}, shape=shape_hr,
-            dtype=np.float32, chunks=(a * chunk,) * 3, markers=False)
+        store, unc_store, vs_hr = _open_stores(partial, unc_partial, settings, model, lr,
+                                               voxel_size, unit, force=force,
+                                               dtype=np.float32 if probabilities else np.uint8)
         _compute_blocks(chans, engine, index, plan.sub, store, unc_store, partial / _DONE,
-                        probabilities=probabilities, workers=workers, progress=progress)
+                        probabilities=probabilities, workers=workers, progress=progress,
+                        client=dask_client)
+    if n_levels:
+        _write_pyramid(partial, n_levels, vs_hr, unit, client=dask_client, workers=workers)
     # Renames first, markers last: killed anywhere in between, a rerun finds the finished output
     # of these settings (`_finished_output`) or the complete partial store and finishes it.
-    os.replace(partial, out)  # out does not exist (checked above): an atomic rename
+    _replace(partial, out)
     if unc_partial is not None and unc_out is not None:
-        os.replace(unc_partial, unc_out)
+        _replace(unc_partial, unc_out)
     _remove_markers(out, unc_out)
     return out
 
@@ -278,27 +309,31 @@ def _remove_markers(*stores: Path | None) -> None:
             (st / _SETTINGS).unlink(missing_ok=True)
 
 
-def _finished_output(zarr: Any, out: Path, unc_out: Path | None, settings: dict[str, Any]
-                     ) -> bool:
+def _finished_output(out: Path, unc_out: Path | None, settings: dict[str, Any], *,
+                     group: bool) -> bool:
     """True if ``out`` is the finished output of a call with these ``settings`` (killed after the
     rename, or simply run twice): finish what is left (the second rename, the markers).
 
     Raises
     ------
     VolumeFileError
-        ``out`` exists and is anything else.
+        ``out`` exists and is anything else (pass ``force`` to replace it).
     """
+    import zarr
+
     if not out.exists():
         return False
     want = json.loads(json.dumps(settings))
     try:
-        attrs = json.loads(zarr.open_array(str(out), mode="r").attrs["twinsr_metadata"])
+        arr = zarr.open_array(str(out / "0" if group else out), mode="r")
+        attrs = json.loads(arr.attrs["twinsr_metadata"])
         same = {k: attrs.get(k) for k in want} == want
     except Exception:  # not a twinsr output (zarr raises many types): refused below
         same = False
     if not same:
-        raise VolumeFileError(f"{out} exists already (not the output of this call); remove it "
-                              "or choose another output path")
+        raise VolumeFileError(f"{out} exists already (not the output of this call); remove it, "
+                              "choose another output path or pass force=True (--force) to "
+                              "replace it")
     if unc_out is not None and not unc_out.exists():
         unc_partial = unc_out.with_name(unc_out.name + ".partial")
         if not (unc_partial / _SETTINGS).exists():
@@ -310,7 +345,86 @@ def _finished_output(zarr: Any, out: Path, unc_out: Path | None, settings: dict[
     return True
 
 
-def _check_outputs(out: Path, uncertainty_out: object, tta: int) -> Path | None:
+def _replace(src: Path, dst: Path) -> None:
+    """Rename the finished store ``src`` to ``dst``; an existing ``dst`` (``force``) is moved
+    aside first and removed after, so ``dst`` is always one whole store."""
+    if not dst.exists():
+        os.replace(src, dst)  # an atomic rename
+        return
+    aside = dst.with_name(f".{dst.name}.old-{os.getpid()}")
+    os.replace(dst, aside)
+    os.replace(src, dst)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _check_ome(out: Path, ome: bool | None, levels: object, unit: str) -> int:
+    """Levels of an OME-Zarr output (0 for a plain Zarr array); checks ``levels`` and ``unit``."""
+    from twinsr.exceptions import ConfigError
+
+    if ome is None:
+        ome = out.name.lower().endswith(".ome.zarr")
+    if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) \
+            or not 1 <= levels <= 12:
+        raise ConfigError(f"`levels` must be an integer from 1 to 12, got {levels!r}")
+    if not ome:
+        if levels != 1:
+            raise ConfigError("`levels` > 1 needs an OME-Zarr output (ome=True or a name "
+                              "ending in .ome.zarr)")
+        return 0
+    ngff_unit(unit)  # refuse a unit NGFF cannot name before any work
+    return int(levels)
+
+
+def _open_stores(partial: Path, unc_partial: Path | None, settings: dict[str, Any], model: Any,
+                 lr: object, voxel_size: object, unit: str, *, force: bool,
+                 dtype: Any) -> tuple[Any, Any, tuple[float, float, float] | None]:
+    """The (level-0) output array and the uncertainty array of the run, new or resumed; the
+    HR voxel size."""
+    a = model.alpha
+    vs = normalize_voxel_size(voxel_size)
+    vs_hr = tuple(v / a for v in vs) if vs else None
+    attrs = {"model": model.metadata, "spec": model.spec.to_dict(), **settings,
+             "source": str(lr) if isinstance(lr, (str, os.PathLike)) else None,
+             "voxel_size": list(vs_hr) if vs_hr else None, "unit": unit}
+    shape_hr = tuple(a * s for s in settings["shape_lr"])
+    chunks = (a * settings["chunk"],) * 3
+    store = _open_partial(partial, settings, attrs, shape=shape_hr, dtype=dtype, chunks=chunks,
+                          force=force, group=bool(settings.get("ome_levels")))
+    unc_store = None if unc_partial is None else _open_partial(
+        unc_partial, settings, {**attrs, "content": "uncertainty"}, shape=shape_hr,
+        dtype=np.float32, chunks=chunks, markers=False, force=force)
+    return store, unc_store, vs_hr  # type: ignore[return-value]
+
+
+def _write_pyramid(group: Path, n_levels: int, vs_hr: Any, unit: str, *, client: Any,
+                   workers: int) -> None:
+    """Levels 1.. of the OME-Zarr at ``group`` (stride-2 subsampling of the level before,
+    chunk by chunk), then its NGFF multiscales attributes."""
+    import dask
+    import dask.array as da
+    import zarr
+
+    prev = zarr.open_array(str(group / "0"), mode="r")
+    chunks = tuple(prev.chunks)
+    for k in range(1, n_levels):
+        src = da.from_zarr(prev)[::2, ::2, ::2]
+        ch = tuple(min(c, n) for c, n in zip(chunks, src.shape, strict=True))
+        shutil.rmtree(group / str(k), ignore_errors=True)  # a level of an interrupted run
+        dst = create_zarr_array(group / str(k), shape=src.shape, dtype=src.dtype, chunks=ch)
+        stored = da.store(src.rechunk(ch), dst, lock=False, compute=False)
+        if client is not None:
+            client.compute(stored).result()
+        else:
+            dask.compute(stored, scheduler="threads", num_workers=max(1, int(workers)))
+        prev = dst
+    node = zarr.open_group(str(group), mode="r+")
+    fmt = int(getattr(node.metadata, "zarr_format", 2))
+    node.attrs.update(ngff_attrs(n_levels, vs_hr, unit, name=group.name.removesuffix(".partial"),
+                                 zarr_format=fmt))
+
+
+def _check_outputs(out: Path, uncertainty_out: object, tta: int, *,
+                   force: bool = False) -> Path | None:
     """Validate the output store(s); the uncertainty store's path or None."""
     from twinsr.exceptions import ConfigError
 
@@ -326,8 +440,10 @@ def _check_outputs(out: Path, uncertainty_out: object, tta: int) -> Path | None:
         if p.suffix.lower() != ".zarr":
             raise VolumeFileError(f"`{name}` must be a .zarr store for out-of-core output, "
                                   f"got {p.name}")
-        if p.exists() and not (p / ".zattrs").exists() and not (p / "zarr.json").exists():
-            raise VolumeFileError(f"{p} exists already; remove it or choose another output path")
+        if p.exists() and not force and not (p / ".zattrs").exists() \
+                and not (p / "zarr.json").exists():  # a twinsr output: compared later
+            raise VolumeFileError(f"{p} exists already; remove it, choose another output path "
+                                  "or pass force=True (--force) to replace it")
     return stores[1] if len(stores) > 1 else None
 
 
@@ -349,26 +465,35 @@ def _input_stack(x: Any, model: Any, axis: int | None, device: str,
     return da.from_array(np.stack([np.asarray(c, dtype=np.float32) for c in chans])), index
 
 
-def _open_partial(zarr: Any, partial: Path, settings: dict[str, Any], attrs: dict[str, Any], *,
+def _open_partial(partial: Path, settings: dict[str, Any], attrs: dict[str, Any], *,
                   shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ...],
-                  markers: bool = True) -> Any:
-    """The output store of an interrupted run with the same settings, or a new one."""
+                  markers: bool = True, force: bool = False, group: bool = False) -> Any:
+    """The output array of an interrupted run with the same settings, or a new one (with
+    ``group``: a Zarr group holding the array at ``"0"``, the OME-Zarr layout)."""
+    import zarr
+
     done_dir = partial / _DONE
+    array_path = partial / "0" if group else partial
     if partial.exists() and not (partial / _SETTINGS).exists():
         # killed while creating it (the settings file comes last): no block was computed yet
         log.info("removing %s, an interrupted run that had not started", partial)
         shutil.rmtree(partial)
     if partial.exists():
         prev = json.loads((partial / _SETTINGS).read_text())
-        if prev != json.loads(json.dumps(settings)):
+        if prev == json.loads(json.dumps(settings)):
+            if markers:
+                log.info("resuming %s: %d blocks done", partial, len(os.listdir(done_dir)))
+            return zarr.open_array(str(array_path), mode="r+")
+        if not force:
             raise VolumeFileError(
-                f"{partial} holds an interrupted run with other settings ({prev}); remove it "
-                "or rerun with the same model and options to resume"
-            )
-        if markers:
-            log.info("resuming %s: %d blocks done", partial, len(os.listdir(done_dir)))
-        return zarr.open_array(str(partial), mode="r+")
-    store = create_zarr_array(partial, shape=shape, dtype=dtype, chunks=chunks)
+                f"{partial} holds an interrupted run with other settings ({prev}); remove it, "
+                "rerun with the same model and options to resume, or pass force=True "
+                "(--force) to discard it")
+        log.warning("discarding %s: an interrupted run with other settings", partial)
+        shutil.rmtree(partial)
+    if group:
+        zarr.open_group(str(partial), mode="w")
+    store = create_zarr_array(array_path, shape=shape, dtype=dtype, chunks=chunks)
     store.attrs["twinsr_metadata"] = json.dumps(attrs, default=str)
     if markers:
         done_dir.mkdir(parents=True, exist_ok=True)
@@ -378,8 +503,10 @@ def _open_partial(zarr: Any, partial: Path, settings: dict[str, Any], attrs: dic
 
 def _compute_blocks(chans: Any, engine: Any, index: tuple[tuple[int, ...], ...], sub: int,
                     store: Any, unc_store: Any, done_dir: Path, *, probabilities: bool,
-                    workers: int, progress: Callable[[int, int], None] | None) -> None:
-    """Run every block not yet marked done through the engine and write its HR core."""
+                    workers: int, progress: Callable[[int, int], None] | None,
+                    client: Any = None) -> None:
+    """Run every block not yet marked done through the engine and write its HR core (as tasks
+    of ``client`` if given, else on local threads)."""
     import dask
     import dask.array as da
 
@@ -402,10 +529,16 @@ def _compute_blocks(chans: Any, engine: Any, index: tuple[tuple[int, ...], ...],
         p = res.probabilities
         start = [a * int(off[i]) for off, i in zip(offsets, loc, strict=True)]
         dst = tuple(slice(s, s + n) for s, n in zip(start, p.shape, strict=True))
-        store[dst] = p if probabilities else (p >= thr).astype(np.uint8)
-        if unc_store is not None:
-            unc_store[dst] = res.uncertainty
-        marker.touch()
+        try:
+            store[dst] = p if probabilities else (p >= thr).astype(np.uint8)
+            if unc_store is not None:
+                unc_store[dst] = res.uncertainty
+            marker.touch()
+        except OSError as exc:
+            raise VolumeFileError(
+                f"cannot write block {tuple(loc)} to {done_dir.parent} "
+                f"({exc.strerror or exc}); free disk space or fix the permissions, then rerun "
+                "the same call to resume (finished blocks are kept)") from exc
         return np.ones((1, 1, 1, 1), np.uint8)
 
     # an axis cut into one block has no neighbours (and may be thinner than the halo)
@@ -413,8 +546,15 @@ def _compute_blocks(chans: Any, engine: Any, index: tuple[tuple[int, ...], ...],
     ext = da.overlap.overlap(chans, depth=depth, boundary="none")
     flags = ext.map_blocks(run_block, dtype=np.uint8,
                            chunks=((1,), *((1,) * n for n in n_blocks)))
-    if _distributed_client() is not None:
-        flags.compute()
+    if client is not None:
+        seen = [0]
+
+        def advance() -> None:
+            seen[0] += 1
+            if progress is not None:
+                progress(seen[0], total)
+
+        wait_all(client, client.compute(flags.to_delayed().ravel().tolist()), progress=advance)
     else:
         from dask.callbacks import Callback
 

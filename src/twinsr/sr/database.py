@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from twinsr._atomic import atomic_path, atomic_write_text, remove_stale_temporaries
+from twinsr._distributed import check_workers, resolve_client
 from twinsr._provenance import package_versions
 from twinsr._validation import check_alpha, check_axis, check_shape
 from twinsr.exceptions import ConfigError, DatasetError
@@ -131,43 +132,96 @@ def _expected_files(shape: tuple[int, ...], alphas: Sequence[int], diffusion: bo
 
 
 def _save_npy(path: Path, arr: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, arr)
+    """Write ``arr`` atomically; a failed write (full disk) leaves no file of that name."""
+    try:
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, arr)
+    except OSError as exc:
+        raise DatasetError(f"cannot write {path} ({exc.strerror or exc}); free disk space or "
+                           "fix the permissions, then rerun with the same arguments to "
+                           "resume") from exc
 
 
-def _build_entry(job: dict[str, Any]) -> str:
-    """Build one (model, realization) entry; runs in a worker process when parallel."""
+def _sample_entry(job: dict[str, Any]) -> str:
+    """Draw the HR realization of one entry and write ``hr.npy`` and every ``lr_a{α}.npy``."""
     from twinsr.resample import downsample
 
     folder = Path(job["folder"])
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "entry.json").unlink(missing_ok=True)
-    model = job["model"]
     rng = np.random.default_rng(np.random.SeedSequence(job["seed"]))
-    hr = np.ascontiguousarray(model.sample(tuple(job["shape"]), rng=rng), dtype=np.uint8)
+    hr = np.ascontiguousarray(job["model"].sample(tuple(job["shape"]), rng=rng), dtype=np.uint8)
     _save_npy(folder / "hr.npy", hr)
-    if job.get("hr_diffusion"):
-        from twinsr.transport import diffusion_channels
+    for a in job["alphas"]:
+        _save_npy(folder / f"lr_a{a}.npy", downsample(hr, a))
+    return folder.name
+
+
+def _solve_entry(job: dict[str, Any], alpha: int | None, *_after: Any) -> str:
+    """Diffusion solve of one entry's LR image at ``alpha`` (``diffu_a{α}.npy``), or of its HR
+    realization for ``alpha=None`` (``hr_diffu.npy`` and ``hr_float.npy``); reads what
+    :func:`_sample_entry` wrote (``_after``: the futures it must wait for)."""
+    from twinsr.transport import diffusion_channels
+
+    folder = Path(job["folder"])
+    if alpha is None:
         from twinsr.transport.clusters import floating_mask
 
+        hr = np.load(folder / "hr.npy")
         d_hr = diffusion_channels(hr, axis=job["axis"], device=job["device"])
         _save_npy(folder / "hr_diffu.npy", np.asarray(d_hr, dtype=np.float32))
         del d_hr
-        _save_npy(folder / "hr_float.npy",
-                  floating_mask(hr, axis=job["axis"]).view(np.uint8))
-    for a in job["alphas"]:
-        lr = downsample(hr, a)
-        _save_npy(folder / f"lr_a{a}.npy", lr)
-        if job["diffusion"]:
-            from twinsr.transport import diffusion_channels
+        _save_npy(folder / "hr_float.npy", floating_mask(hr, axis=job["axis"]).view(np.uint8))
+        return "hr"
+    lr = np.load(folder / f"lr_a{alpha}.npy")
+    d = diffusion_channels(lr, axis=job["axis"], device=job["device"])
+    _save_npy(folder / f"diffu_a{alpha}.npy", np.asarray(d, dtype=np.float32))
+    return f"a{alpha}"
 
-            d = diffusion_channels(lr, axis=job["axis"], device=job["device"])
-            _save_npy(folder / f"diffu_a{a}.npy", np.asarray(d, dtype=np.float32))
-    info = {"seed": job["seed"], "files": job["files"],
-            "solid_fraction": float(hr.mean())}
+
+def _finish_entry(job: dict[str, Any], *_after: Any) -> str:
+    """Write ``entry.json`` (last: it marks the entry complete)."""
+    folder = Path(job["folder"])
+    hr = np.load(folder / "hr.npy")
+    info = {"seed": job["seed"], "files": job["files"], "solid_fraction": float(hr.mean())}
     atomic_write_text(folder / "entry.json", json.dumps(info, indent=1))
     return folder.name
+
+
+def _solves(job: dict[str, Any]) -> list[int | None]:
+    """The diffusion solves of an entry: None for the HR one, then one per α."""
+    return ([None] if job.get("hr_diffusion") else []) + \
+        (list(job["alphas"]) if job["diffusion"] else [])
+
+
+def _build_entry(job: dict[str, Any]) -> str:
+    """Build one (model, realization) entry; runs in a worker process when parallel."""
+    _sample_entry(job)
+    for alpha in _solves(job):
+        _solve_entry(job, alpha)
+    return _finish_entry(job)
+
+
+def _build_on_cluster(client: Any, todo: list[dict[str, Any]],
+                      progress: Callable[[], None]) -> None:
+    """Every entry as tasks on a dask cluster: its sampling, then each diffusion solve (in
+    parallel, reading the sampled files), then its ``entry.json``."""
+    import uuid
+
+    from twinsr._distributed import wait_all
+
+    run = uuid.uuid4().hex[:8]
+    finals = []
+    for job in todo:
+        tag = f"{Path(job['folder']).name}-{run}"
+        sampled = client.submit(_sample_entry, job, key=f"twinsr-sample-{tag}", pure=False)
+        solved = [client.submit(_solve_entry, job, a, sampled, pure=False,
+                                key=f"twinsr-solve-{'hr' if a is None else a}-{tag}")
+                  for a in _solves(job)]
+        finals.append(client.submit(_finish_entry, job, sampled, *solved, pure=False,
+                                    key=f"twinsr-entry-{tag}"))
+    wait_all(client, finals, progress=progress)
 
 
 def build_database(
@@ -185,6 +239,7 @@ def build_database(
     workers: int = 1,
     device: str = "cpu",
     progress: Callable[[int, int], None] | None = None,
+    client: Any = None,
 ) -> Database:
     """Build (or resume building) a database of digital twins for training (spec §2.1.3).
 
@@ -218,6 +273,12 @@ def build_database(
         Device for the diffusion solver.
     progress : callable(done, total), optional
         Called after every entry.
+    client : None, "auto" or distributed.Client
+        Build on a dask cluster (``"auto"``: the active client; None: ``workers`` as above).
+        Each entry's sampling and each of its diffusion solves is a task; workers write the
+        entry files atomically straight into ``out_dir``, which must be on a file system every
+        worker sees at the same path (checked by a probe before any work, with the workers'
+        versions). The files are byte-identical to a serial build (same seed per entry).
 
     Returns
     -------
@@ -226,9 +287,13 @@ def build_database(
     Raises
     ------
     ConfigError
-        Bad models; ``out_dir`` holds a database built with other settings.
+        Bad models; ``out_dir`` holds a database built with other settings; a bad ``client``
+        or workers running other package versions.
     DatasetError
-        Bad split, or a shape not divisible by an α.
+        Bad split, or a shape not divisible by an α; a write that failed (a full disk: the
+        file is not created, rerun to resume).
+    VolumeFileError
+        Workers of ``client`` that cannot see ``out_dir``.
 
     Examples
     --------
@@ -255,6 +320,9 @@ def build_database(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)  # left by an earlier build killed mid-write
+    dask_client = resolve_client(client)
+    if dask_client is not None:
+        check_workers(dask_client, out, what="database")
     settings = {
         "models": [m.to_dict() for m in model_objs],
         "n_realizations": n, "shape": list(shp), "alphas": alphas, "split": list(counts),
@@ -282,7 +350,7 @@ def build_database(
             part = "train" if r < counts[0] else ("val" if r < counts[0] + counts[1] else "test")
             name = _entry_name(m, r)
             names[part].append(name)
-            jobs.append({"folder": str(out / name), "model": model, "seed": [int(seed), m, r],
+            jobs.append({"folder": str(out.absolute() / name), "model": model, "seed": [int(seed), m, r],
                          "shape": list(shp), "alphas": alphas, "diffusion": bool(diffusion),
                          "hr_diffusion": bool(hr_diffusion),
                          "axis": axis, "device": device, "files": files})
@@ -297,22 +365,25 @@ def build_database(
     done = len(jobs) - len(todo)
     if progress is not None:
         progress(done, len(jobs))
-    if workers > 1 and len(todo) > 1:
+    def advance() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, len(jobs))
+
+    if dask_client is not None:
+        _build_on_cluster(dask_client, todo, advance)
+    elif workers > 1 and len(todo) > 1:
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         with ProcessPoolExecutor(max_workers=int(workers)) as ex:
-            futs = [ex.submit(_build_entry, j) for j in todo]
-            for f in as_completed(futs):
+            for f in as_completed([ex.submit(_build_entry, j) for j in todo]):
                 f.result()
-                done += 1
-                if progress is not None:
-                    progress(done, len(jobs))
+                advance()
     else:
         for j in todo:
             _build_entry(j)
-            done += 1
-            if progress is not None:
-                progress(done, len(jobs))
+            advance()
     manifest["complete"] = True
     atomic_write_text(man_path, json.dumps(manifest, indent=1))
     return Database(out)

@@ -6,16 +6,18 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from twinsr._distributed import check_workers, resolve_client, run_tasks
 from twinsr._validation import check_int, check_shape
-from twinsr.exceptions import ConfigError, TwinsrError
+from twinsr.exceptions import ConfigError, TwinsrError, VolumeFileError
 from twinsr.io import SUPPORTED_SUFFIXES
 from twinsr.stochastic.excursion import ChiSquareModel
 from twinsr.stochastic.families import TwinModel, family_of, load_model_file, model_from_dict
 
-__all__ = ["GENERATE_FORMATS", "generate", "twin_name"]
+__all__ = ["GENERATE_FORMATS", "generate", "twin_name", "write_twin"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ def generate(
     progress: Callable[[int, int], None] | None = None,
     overwrite: bool = False,
     workers: int | None = None,
+    client: Any = None,
 ) -> list[Path]:
     """Draw ``n`` realizations of ``model`` and write them to ``out_dir``.
 
@@ -85,6 +88,12 @@ def generate(
         Replace existing files that were written with different parameters.
     workers : int, optional
         Threads for the χ² field generation (does not change the result).
+    client : None, "auto" or distributed.Client
+        Draw the realizations as tasks on a dask cluster (``"auto"``: the active client;
+        None: one after the other here). The workers write the files atomically straight into
+        ``out_dir``, which must be on a file system every worker sees at the same path
+        (checked by a probe before any work, with the workers' package versions); the files
+        are byte-identical to a serial run. Files already there are checked here first.
 
     Returns
     -------
@@ -100,6 +109,9 @@ def generate(
         A shape with a zero.
     MemoryBudgetError
         One realization would not fit in memory (checked before allocating).
+    VolumeFileError
+        A write that failed (a full disk: no file of that name is created, rerun to resume);
+        workers of ``client`` that cannot see ``out_dir``.
 
     Examples
     --------
@@ -110,7 +122,6 @@ def generate(
     ['twin_s0_0000.npy', 'twin_s0_0001.npy']
     """
     from twinsr import __version__
-    from twinsr.io import read_metadata, write_volume
 
     if isinstance(model, (str, os.PathLike)):
         model = load_model_file(model)
@@ -124,28 +135,75 @@ def generate(
         raise ConfigError(f"`fmt` must be one of {', '.join(GENERATE_FORMATS)}, got {fmt!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    dask_client = resolve_client(client)
+    if dask_client is not None:
+        check_workers(dask_client, out, what="generate output")
     params = model.to_dict()
-    paths: list[Path] = []
-    for i in range(count):
-        path = out / twin_name(base_seed, i, ext)
-        meta = {"generator": "twinsr.stochastic.generate", "model": params, "seed": base_seed,
-                "index": i, "shape": list(shp), "twinsr_version": __version__}
-        if path.exists() and not overwrite:
-            try:
-                old = read_metadata(path)
-            except TwinsrError as exc:  # unreadable leftovers (e.g. VolumeFileError) are not ours
-                raise ConfigError(f"{path} exists and cannot be read ({exc}); delete it or pass "
-                                  "overwrite=True") from exc
-            if not _same_twin(old, model, base_seed, i, shp):
-                raise ConfigError(f"{path} exists but was written with other parameters; use "
-                                  "another folder or seed, or pass overwrite=True (--overwrite)")
-            log.info("keeping %s (same model, seed and index)", path)
-        else:
-            kw = {"workers": workers} if isinstance(model, ChiSquareModel) else {}
-            im = model.sample(shp, rng=np.random.default_rng([base_seed, i]), **kw)
-            write_volume(path, im, voxel_size=model.voxel_size, metadata=meta)
-            log.info("wrote %s (solid fraction %.4f)", path, float(im.mean()))
-        paths.append(path)
+    paths = [out / twin_name(base_seed, i, ext) for i in range(count)]
+    done = 0
+
+    def advance() -> None:
+        nonlocal done
+        done += 1
         if progress is not None:
-            progress(i + 1, count)
+            progress(done, count)
+
+    todo = []
+    for i, path in enumerate(paths):
+        if path.exists() and not overwrite:
+            _check_existing(path, model, base_seed, i, shp)
+            log.info("keeping %s (same model, seed and index)", path)
+            advance()
+        else:
+            meta = {"generator": "twinsr.stochastic.generate", "model": params,
+                    "seed": base_seed, "index": i, "shape": list(shp),
+                    "twinsr_version": __version__}
+            todo.append({"model": model, "shape": shp, "seed": base_seed, "index": i,
+                         "path": str(path.absolute()), "metadata": meta, "workers": workers})
+    if dask_client is not None:
+        run_tasks(dask_client, write_twin, todo, progress=advance, key="twinsr-twin")
+    else:
+        for job in todo:
+            write_twin(job)
+            advance()
     return paths
+
+
+def _check_existing(path: Path, model: TwinModel, seed: int, index: int,
+                    shape: tuple[int, ...]) -> None:
+    """An existing output is kept only if it is realization ``index`` of the same model/seed."""
+    from twinsr.io import read_metadata
+
+    try:
+        old = read_metadata(path)
+    except TwinsrError as exc:  # unreadable leftovers (e.g. VolumeFileError) are not ours
+        raise ConfigError(f"{path} exists and cannot be read ({exc}); delete it or pass "
+                          "overwrite=True") from exc
+    if not _same_twin(old, model, seed, index, shape):
+        raise ConfigError(f"{path} exists but was written with other parameters; use "
+                          "another folder or seed, or pass overwrite=True (--overwrite)")
+
+
+def write_twin(job: dict[str, Any]) -> str:
+    """Draw one realization and write it atomically (a task of :func:`generate`).
+
+    ``job`` holds ``model``, ``shape``, ``seed``, ``index``, ``path``, ``metadata`` and
+    ``workers``; realization ``index`` uses ``np.random.default_rng([seed, index])``.
+
+    Raises
+    ------
+    VolumeFileError
+        The write failed (e.g. a full disk); no file of that name is left.
+    """
+    from twinsr.io import write_volume
+
+    model, path = job["model"], Path(job["path"])
+    kw = {"workers": job["workers"]} if isinstance(model, ChiSquareModel) else {}
+    im = model.sample(job["shape"], rng=np.random.default_rng([job["seed"], job["index"]]), **kw)
+    try:
+        write_volume(path, im, voxel_size=model.voxel_size, metadata=job["metadata"])
+    except OSError as exc:
+        raise VolumeFileError(f"cannot write {path} ({exc.strerror or exc}); free disk space "
+                              "or fix the permissions, then rerun to resume") from exc
+    log.info("wrote %s (solid fraction %.4f)", path, float(im.mean()))
+    return str(path)
