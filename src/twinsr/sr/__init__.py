@@ -18,6 +18,7 @@ it; importing this package imports it, so its target kind is always registered.
 from __future__ import annotations
 
 from twinsr.sr.bundle import ModelSpec, SRModel, load_model, save_bundle
+from twinsr.sr.cards import ModelCard, load_card, pretrained_names, pretrained_path
 from twinsr.sr.config import PRESETS, TrainConfig
 from twinsr.sr.data import CropSampler, flux_magnitude
 from twinsr.sr.database import Database, Pair, build_database, open_database
@@ -41,6 +42,7 @@ from twinsr.sr.physics import (
     solution_error,
     solution_loss,
 )
+from twinsr.sr.pretrained import check_reference_pair, pretrained_models
 from twinsr.sr.symmetry import (
     Symmetry,
     apply_symmetry,
@@ -65,6 +67,7 @@ __all__ = [
     "PRESETS",
     "CropSampler",
     "Database",
+    "ModelCard",
     "ModelSpec",
     "Objective",
     "ObjectiveTerm",
@@ -83,6 +86,7 @@ __all__ = [
     "axis_symmetries",
     "bce_loss",
     "build_database",
+    "check_reference_pair",
     "combined_loss",
     "connectivity_loss",
     "cube_symmetries",
@@ -91,11 +95,15 @@ __all__ = [
     "flux_bce",
     "flux_magnitude",
     "flux_weights",
+    "load_card",
     "load_model",
     "make_objective",
     "objective_term",
     "objective_terms",
     "open_database",
+    "pretrained_models",
+    "pretrained_names",
+    "pretrained_path",
     "receptive_field",
     "register_objective_term",
     "register_target_kind",
