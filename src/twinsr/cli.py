@@ -560,7 +560,8 @@ def _parse_weights(text: str, option: str) -> dict[str, float]:
 @handle_errors
 def superresolve(
     lr: Annotated[str, typer.Argument(help="Binary LR volume file.")],
-    model: Annotated[str, typer.Option("--model", help="Bundle file or training run folder.")],
+    model: Annotated[str, typer.Option("--model", help="Bundle file, training run folder or "
+                                       "builtin:NAME (a pretrained model; see `twinsr models`).")],
     out: Annotated[str, typer.Option("-o", "--out", help="Output volume file.")],
     probabilities: Annotated[bool, typer.Option("--probabilities", help="Write float32 "
                                                 "probabilities of solid.")] = False,
@@ -737,6 +738,55 @@ def datasets() -> None:
     for name in ds.names():
         prov = ds.provenance(name)
         typer.echo(f"{name:18s} {tuple(prov.get('shape', ()))!s:18s} {prov.get('material', '')[:70]}")
+
+
+# -- pretrained models (twinsr.sr.cards, twinsr.sr.pretrained) ----------------------------------
+@app.command()
+@handle_errors
+def models(
+    name: Annotated[str | None, typer.Argument(help="Show the model card of this model.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    check: Annotated[bool, typer.Option(
+        "--check", help="Also run every model on its card's test input (seconds).")] = False,
+) -> None:
+    """List the pretrained models shipped with twinsr (use them as --model builtin:NAME).
+
+    With NAME, print that model's card (YAML): training data, config, versions, test metrics
+    against tri-quadratic interpolation, intended use, limits, licence and weights SHA-256.
+    """
+    from twinsr.sr.cards import load_card, models_dir
+    from twinsr.sr.pretrained import pretrained_models
+
+    if name is not None:
+        card = load_card(name)
+        if as_json:
+            echo_json(card.model_dump())
+        else:
+            typer.echo((models_dir() / f"{card.name}.yaml").read_text(encoding="utf-8"))
+        return
+    rows = pretrained_models()
+    if check:
+        from twinsr.sr.pretrained import check_reference_pair
+
+        for r in rows:
+            r["test_mismatch"] = check_reference_pair(r["name"])
+    if as_json:
+        echo_json(rows)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="pretrained models (--model builtin:NAME)")
+    for col in ("name", "α", "inputs", "axis", "μ*", "size", "card summary"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        summary = r["summary"].split("; ", 1)[-1]
+        if check:
+            summary += f"; test pair mismatch {r['test_mismatch']:.2%}"
+        table.add_row(r["name"], str(r["alpha"]), r["inputs"],
+                      "-" if r["transport_axis"] is None else str(r["transport_axis"]),
+                      f"{r['threshold']:.3f}", f"{r['size_bytes'] / 1e6:.2f} MB", summary)
+    Console(width=160).print(table)
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ it; importing this package imports it, so its target kind is always registered.
 from __future__ import annotations
 
 from twinsr.sr.bundle import ModelSpec, SRModel, load_model, save_bundle
+from twinsr.sr.cards import ModelCard, load_card, pretrained_names, pretrained_path
 from twinsr.sr.config import PRESETS, TrainConfig
 from twinsr.sr.data import CropSampler, flux_magnitude
 from twinsr.sr.database import Database, Pair, build_database, open_database
@@ -49,6 +50,7 @@ from twinsr.sr.physics import (
     solution_error,
     solution_loss,
 )
+from twinsr.sr.pretrained import check_reference_pair, pretrained_models
 from twinsr.sr.symmetry import (
     Symmetry,
     apply_symmetry,
@@ -74,6 +76,7 @@ __all__ = [
     "CropSampler",
     "Database",
     "MixedSampler",
+    "ModelCard",
     "ModelSpec",
     "Objective",
     "ObjectiveTerm",
@@ -93,6 +96,7 @@ __all__ = [
     "bce_loss",
     "build_database",
     "check_disjoint",
+    "check_reference_pair",
     "combined_loss",
     "connectivity_loss",
     "cube_symmetries",
@@ -102,11 +106,15 @@ __all__ = [
     "flux_bce",
     "flux_magnitude",
     "flux_weights",
+    "load_card",
     "load_model",
     "make_objective",
     "objective_term",
     "objective_terms",
     "open_database",
+    "pretrained_models",
+    "pretrained_names",
+    "pretrained_path",
     "receptive_field",
     "regions_overlap",
     "register_objective_term",

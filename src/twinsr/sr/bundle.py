@@ -38,6 +38,7 @@ import torch
 from twinsr._atomic import atomic_path
 from twinsr._validation import check_axis
 from twinsr.exceptions import BundleError, ConfigError, ModelWarning, TwinsrError
+from twinsr.sr.cards import builtin_name, pretrained_path
 from twinsr.sr.network import SRResNet3d
 from twinsr.sr.targets import target_kind, target_kinds
 
@@ -469,16 +470,23 @@ def bundle_digest(payload: dict[str, Any]) -> str:
 
 
 def resolve_bundle_path(path: str | os.PathLike[str]) -> Path:
-    """A bundle file, or the ``model.pt`` inside a run folder.
+    """A bundle file, the ``model.pt`` inside a run folder, or a pretrained ``builtin:NAME``.
+
+    ``builtin:NAME`` is the bundle shipped with twinsr (:mod:`twinsr.sr.cards`), checked
+    against the SHA-256 of its model card first.
 
     Raises
     ------
     BundleError
-        ``path`` is not a path, or no bundle is there.
+        ``path`` is not a path, no bundle is there, an unknown built-in name (the message lists
+        the names), or built-in weights that do not match their card.
     """
     if not isinstance(path, (str, os.PathLike)):
-        raise BundleError(f"a model must be an SRModel, a bundle file or a training run folder; "
-                          f"got {type(path).__name__}")
+        raise BundleError(f"a model must be an SRModel, a bundle file, a training run folder or "
+                          f"builtin:NAME; got {type(path).__name__}")
+    name = builtin_name(path)
+    if name is not None:
+        return pretrained_path(name)
     p = Path(path)
     if p.is_dir():
         p = p / BUNDLE_NAME
@@ -591,8 +599,9 @@ def load_model(
 
     Parameters
     ----------
-    path : path
-        Bundle file or run folder.
+    path : path or str
+        Bundle file, run folder, or ``"builtin:NAME"`` for a pretrained model shipped with
+        twinsr (``twinsr models`` lists them; its weights are checked against its model card).
     device : str
         Where to put the network.
     alpha, inputs : optional
