@@ -75,6 +75,8 @@ _LAZY: dict[str, str] = {
     "GeodesicResult": "twinsr.transport",
     "classify_clusters": "twinsr.transport",
     "face_fluxes": "twinsr.transport",
+    "multiphase_tortuosity": "twinsr.transport",
+    "MultiphaseResult": "twinsr.transport",
     # resampling and metrics
     "downsample": "twinsr.resample",
     "upsample": "twinsr.resample",
@@ -92,6 +94,8 @@ _LAZY: dict[str, str] = {
     "Database": "twinsr.sr",
     "SRModel": "twinsr.sr",
     "ModelSpec": "twinsr.sr",
+    "ModelCard": "twinsr.sr",
+    "pretrained_models": "twinsr.sr",
     "save_bundle": "twinsr.sr",
     "build_database": "twinsr.sr",
     "open_database": "twinsr.sr",
