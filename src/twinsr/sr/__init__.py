@@ -8,9 +8,9 @@ target kinds and objective terms) and ``symmetry`` (the cube group) are leaves; 
 ``runtime`` (the fast inference copy of a network), ``tta`` (test-time augmentation),
 ``threshold``; ``data`` (crop sampling, flux magnitude); ``objectives`` (losses: BCE,
 flux-weighted BCE, connectivity, volume fraction; registers them and the target kind
-``"morph"``); ``config``, ``database``, ``finetune`` (real crops of a measured image), ``bundle`` (weights +
-:class:`ModelSpec`); ``engine``
-(tiled inference); ``infer``; ``train``.
+``"morph"``); ``config``, ``database``, ``finetune`` (real crops of a measured image),
+``bundle`` (weights + :class:`ModelSpec`; ``cards``, the model-card schema, is a leaf);
+``engine`` (tiled inference); ``infer``; ``train``; ``pretrained`` (the shipped bundles).
 ``physics`` (the HR-solution outputs: :class:`SolutionCropSampler`, :func:`combined_loss`, the
 target kind ``"morph+diffu"``, :func:`solution_error`) builds on them and none of them imports
 it; importing this package imports it, so its target kind is always registered.
