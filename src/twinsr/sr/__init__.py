@@ -43,6 +43,8 @@ from twinsr.sr.physics import (
 )
 from twinsr.sr.symmetry import (
     Symmetry,
+    aligned_hr_window,
+    anisotropy_symmetries,
     apply_symmetry,
     axis_symmetries,
     cube_symmetries,
@@ -79,6 +81,8 @@ __all__ = [
     "TargetKind",
     "TrainConfig",
     "TrainResult",
+    "aligned_hr_window",
+    "anisotropy_symmetries",
     "apply_symmetry",
     "axis_symmetries",
     "bce_loss",
