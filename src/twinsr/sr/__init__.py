@@ -53,6 +53,8 @@ from twinsr.sr.physics import (
 from twinsr.sr.pretrained import check_reference_pair, pretrained_models
 from twinsr.sr.symmetry import (
     Symmetry,
+    aligned_hr_window,
+    anisotropy_symmetries,
     apply_symmetry,
     axis_symmetries,
     cube_symmetries,
@@ -91,6 +93,8 @@ __all__ = [
     "TargetKind",
     "TrainConfig",
     "TrainResult",
+    "aligned_hr_window",
+    "anisotropy_symmetries",
     "apply_symmetry",
     "axis_symmetries",
     "bce_loss",

@@ -9,7 +9,11 @@ three spatial axes. :func:`cube_symmetries` lists the 24 rotations (determinant 
 augmentation, spec §2.2.3) is index ``k + 24·mirror``.
 
 A transport problem along an axis (u = 0 on the inlet face, u = 1 on the outlet face, spec §2.1.4)
-is kept by the 16 symmetries that map that axis onto itself (:func:`axis_symmetries`). When one of
+is kept by the 16 symmetries that map that axis onto itself (:func:`axis_symmetries`).
+
+A per-axis scale factor α = (az, ay, ax) is kept by the symmetries that move an axis only onto an
+axis of the same factor (:func:`anisotropy_symmetries`): all mirrors, and permutations only within
+axes of equal α (for (4, 1, 1): the 16 that keep z in place). When one of
 them reverses the axis, inlet and outlet swap and the solution becomes u → 1 − u on the voxels of
 clusters that touch a face; voxels of floating clusters (:func:`twinsr.transport.floating_mask`,
 touching neither face, where the solver puts u = 0) and voxels outside the phase stay 0
@@ -25,11 +29,13 @@ from functools import lru_cache
 
 import numpy as np
 
-from twinsr._validation import check_axis
+from twinsr._validation import check_alpha_axes, check_axis
 from twinsr.exceptions import DatasetError, VolumeError
 
 __all__ = [
     "Symmetry",
+    "aligned_hr_window",
+    "anisotropy_symmetries",
     "apply_symmetry",
     "axis_symmetries",
     "compose_symmetries",
@@ -159,6 +165,87 @@ def apply_symmetry(
     out = np.transpose(arr, order)
     flip_axes = tuple(axes[k] for k in range(3) if sym.flips[k])
     return np.flip(out, axis=flip_axes) if flip_axes else out
+
+
+@lru_cache(maxsize=64)
+def _anisotropy_symmetries(alpha: tuple[int, int, int]) -> tuple[Symmetry, ...]:
+    return tuple(s for s in cube_symmetries()
+                 if all(alpha[s.perm[k]] == alpha[k] for k in range(3)))
+
+
+def anisotropy_symmetries(alpha: int | Sequence[int]) -> tuple[Symmetry, ...]:
+    """The cube symmetries that keep a per-axis scale factor α = (az, ay, ax).
+
+    Output axis ``k`` must come from an input axis with the same factor (``alpha[perm[k]] ==
+    alpha[k]``): every mirror is kept, axes are permuted only among equal factors. A subgroup of
+    :func:`cube_symmetries`, in its order (rotations first): 48 elements for an isotropic α,
+    16 for (4, 1, 1) (z fixed, y and x may swap), 8 (the mirrors) when all factors differ.
+
+    Parameters
+    ----------
+    alpha : int or (az, ay, ax)
+        Scale factor; an integer means the same factor on every axis.
+
+    Raises
+    ------
+    VolumeError
+        α not an integer >= 1 or a valid triple (entries in {1, 2, 4, 8}, not all 1).
+
+    Examples
+    --------
+    >>> len(anisotropy_symmetries(2)), len(anisotropy_symmetries((4, 1, 1)))
+    (48, 16)
+    >>> len(anisotropy_symmetries((2, 1, 4)))
+    8
+    """
+    return _anisotropy_symmetries(check_alpha_axes(alpha, scalar_allowed=None))
+
+
+def aligned_hr_window(lr_start: Sequence[int], lr_shape: Sequence[int], alpha: int | Sequence[int],
+                      sym: Symmetry) -> tuple[slice, slice, slice]:
+    """HR window that pairs with an LR window so that the pair stays aligned after ``sym``.
+
+    The LR window ``lr[o_k : o_k + n_k]`` pairs with ``hr[a_k o_k - s_k : a_k (o_k + n_k) - s_k]``
+    with ``s_k = a_k - 1`` on the input axes that ``sym`` reverses, else 0; then
+    ``apply_symmetry(lr_win, sym)[j] == apply_symmetry(hr_win, sym)[a' j]`` with
+    ``a'_k = alpha[perm[k]]`` (which is α itself for the :func:`anisotropy_symmetries`).
+
+    Parameters
+    ----------
+    lr_start, lr_shape : three ints
+        Start and size of the LR window per axis (start >= 1 on reversed axes with a_k > 1).
+    alpha : int or (az, ay, ax)
+        Scale factor.
+    sym : Symmetry
+        The transform.
+
+    Returns
+    -------
+    tuple of three slices
+        The HR window.
+
+    Raises
+    ------
+    VolumeError
+        Invalid α, or a window that would start before HR index 0.
+
+    Examples
+    --------
+    >>> flip_z = Symmetry((0, 1, 2), (True, False, False))
+    >>> aligned_hr_window((1, 0, 0), (2, 3, 3), (4, 1, 1), flip_z)
+    (slice(1, 9, None), slice(0, 3, None), slice(0, 3, None))
+    """
+    a = check_alpha_axes(alpha, scalar_allowed=None)
+    rev = reversed_input_axes(sym)
+    out = []
+    for k in range(3):
+        shift = a[k] - 1 if rev[k] else 0
+        start = a[k] * int(lr_start[k]) - shift
+        if start < 0:
+            raise VolumeError(f"the LR window starts at {int(lr_start[k])} on axis {k}, which "
+                              f"{sym} reverses; start it at >= 1 so the HR window fits")
+        out.append(slice(start, start + a[k] * int(lr_shape[k])))
+    return tuple(out)  # type: ignore[return-value]
 
 
 def reversed_input_axes(sym: Symmetry) -> tuple[bool, bool, bool]:
