@@ -178,7 +178,7 @@ def wait_all(client: Any, futures: Sequence[Any], *,
     if not futs:
         return []
     try:
-        for fut in as_completed(futs):
+        for fut in as_completed(futs, loop=client.loop):
             fut.result()  # raises the task's exception
             if progress is not None:
                 progress()

@@ -398,6 +398,11 @@ def generate(
     fmt: Annotated[str, typer.Option("--format", help="tif, npy, npz, zarr, h5 or raw.")] = "tif",
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="Replace files written with other parameters.")] = False,
+    scheduler: Annotated[str | None, typer.Option(
+        "--scheduler", help="Run as tasks on a dask cluster: its address (tcp://HOST:8786), a "
+                            "scheduler file (.json, as dask-jobqueue / dask-mpi write), or "
+                            "local:N for N local worker processes. The output must be on a "
+                            "file system every worker sees.")] = None,
 ) -> None:
     """Write N digital twins of a calibrated model of any family (deterministic names, seeds)."""
     from twinsr.exceptions import ConfigError
@@ -408,10 +413,13 @@ def generate(
         raise ConfigError(f"--shape must be given once (cube) or three times (Z Y X), got "
                           f"{len(shape)} value(s): {shape}")
     shp = shape[0] if len(shape) == 1 else tuple(shape)
+    from twinsr._distributed import open_client
+
     model = load_model_file(params)
-    with progress_bar("generate", total=n) as bar:
+    with open_client(scheduler) as client, progress_bar("generate", total=n) as bar:
         paths = _generate(model, shp, n, out_dir=out, seed=seed, fmt=fmt, overwrite=overwrite,
-                          progress=lambda i, total: bar.advance(status=f"{i}/{total}"))
+                          progress=lambda i, total: bar.advance(status=f"{i}/{total}"),
+                          client=client)
     typer.echo(f"wrote {len(paths)} volume(s) to {out} ({paths[0].name} ... {paths[-1].name})")
 
 
@@ -439,6 +447,11 @@ def database(
     hr_diffusion: Annotated[bool, typer.Option("--hr-diffusion", help="Also store the HR "
                                                "diffusion channels (for --targets "
                                                "morph+diffu).")] = False,
+    scheduler: Annotated[str | None, typer.Option(
+        "--scheduler", help="Run as tasks on a dask cluster: its address (tcp://HOST:8786), a "
+                            "scheduler file (.json, as dask-jobqueue / dask-mpi write), or "
+                            "local:N for N local worker processes. The output must be on a "
+                            "file system every worker sees.")] = None,
 ) -> None:
     """Build (or resume) a database of digital twins with LR images and diffusion channels."""
     from twinsr.exceptions import ConfigError
@@ -450,11 +463,13 @@ def database(
     except ValueError:
         raise ConfigError(f"--alphas/--split must be comma-separated integers, got "
                           f"{alphas!r} / {split!r}") from None
-    with progress_bar("database", total=None) as bar:
+    from twinsr._distributed import open_client
+
+    with open_client(scheduler) as client, progress_bar("database", total=None) as bar:
         db = build_database(list(params), out, n_realizations=n, shape=shape,
                             alphas=alpha_list, split=split_t, seed=seed, axis=axis,
                             diffusion=not no_diffusion, hr_diffusion=hr_diffusion,
-                            workers=workers, device=device,
+                            workers=workers, device=device, client=client,
                             progress=lambda d, t: bar.set(d, total=t, status=f"{d}/{t}"))
     echo_json({"database": str(db.path), "shape": db.shape, "alphas": db.alphas,
                "splits": {k: len(v) for k, v in db.manifest["splits"].items()}})
@@ -588,11 +603,24 @@ def superresolve(
     precision: Annotated[str, typer.Option(
         "--precision", help="auto (bf16 where the CPU/GPU supports it natively, else fp32), "
                             "fp32 or bf16.")] = "auto",
+    levels: Annotated[int, typer.Option(
+        "--levels", help="Resolution levels of an OME-Zarr output (-o NAME.ome.zarr; level k "
+                         "is level 0 subsampled by 2**k).")] = 1,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Out-of-core output: replace an existing store and discard an "
+                        "interrupted run with other settings.")] = False,
+    scheduler: Annotated[str | None, typer.Option(
+        "--scheduler", help="Out-of-core output: run the blocks as tasks on a dask cluster: "
+                            "its address (tcp://HOST:8786), a scheduler file (.json, as "
+                            "dask-jobqueue / dask-mpi write), or "
+                            "local:N for N local worker processes. The output must be on a "
+                            "file system every worker sees.")] = None,
 ) -> None:
     """Super-resolve a binary LR volume of any size with a trained model (tiled).
 
     An output ending in .zarr is written out of core, block by block (twinsr.scale): the HR
-    volume never has to fit in memory, and an interrupted run resumes when rerun.
+    volume never has to fit in memory, and an interrupted run resumes when rerun. An output
+    ending in .ome.zarr is an OME-Zarr (NGFF multiscales with the voxel size; napari reads it).
     """
     from twinsr.exceptions import ConfigError
     from twinsr.io import read_metadata, read_volume, write_volume
@@ -613,18 +641,25 @@ def superresolve(
     mdl.spec.resolve_axis(axis)  # refuse a disagreeing --axis before reading anything
     vs = read_metadata(lr, key=key).get("voxel_size")
     zarr_out = out.lower().rstrip("/").endswith(".zarr")
+    if not zarr_out and (scheduler is not None or levels != 1 or force):
+        raise ConfigError("--scheduler, --levels and --force apply to an out-of-core output; "
+                          "use -o NAME.zarr (or NAME.ome.zarr)")
     if solution_out is not None and zarr_out:
         raise ConfigError("--solution-out is not available with an out-of-core .zarr output; "
                           "write the HR volume to an in-memory format (.npy, .tif, ...)")
     if zarr_out:
+        from twinsr._distributed import open_client
         from twinsr.scale import superresolve_zarr
 
-        with progress_bar("superresolve (out of core)", total=None) as bar:
+        with open_client(scheduler) as client, \
+                progress_bar("superresolve (out of core)", total=None) as bar:
             path = superresolve_zarr(lr, mdl, out, chunk=64 if tile is None else tile, key=key,
                                      device=device, probabilities=probabilities, axis=axis,
                                      voxel_size=vs, progress=lambda d, t: bar.set(d, total=t),
                                      tta=tta, uncertainty_out=uncertainty_out,
-                                     precision=precision)
+                                     precision=precision, client=client, levels=levels,
+                                     force=force, unit=read_metadata(lr, key=key).get(
+                                         "unit") or "um")
         echo_json({"output": str(path), "alpha": mdl.alpha, "threshold": mdl.threshold,
                    "transport_axis": mdl.transport_axis, "tta": tta,
                    "uncertainty": uncertainty_out})

@@ -257,8 +257,10 @@ def superresolve_zarr(
     dask_client = _distributed_client() if client is None else resolve_client(client)
     if dask_client is not None:
         check_workers(dask_client, out.absolute().parent, what="output")
-    partial = out.with_name(out.name + ".partial")
-    unc_partial = None if unc_out is None else unc_out.with_name(unc_out.name + ".partial")
+    # absolute: the blocks may be written by workers with another working directory
+    partial = out.absolute().with_name(out.name + ".partial")
+    unc_partial = None if unc_out is None else \
+        unc_out.absolute().with_name(unc_out.name + ".partial")
     with contextlib.ExitStack() as files:  # HDF5 inputs stay open while the blocks are computed
         chans, index = _input_stack(_lazy_lr(lr, key, files, distributed=dask_client is not None),
                                     model, axis, device, tta_symmetries(tta))
