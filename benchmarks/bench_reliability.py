@@ -76,11 +76,13 @@ FOUND = [
     ("study.json (`run_study` resume)", "a damaged 'skipped' key silently dropped every "
      "skip record", "fixed", "test_reliability_corrupt::test_study_json_without_its_records"),
     ("train YAML (`TrainConfig.from_yaml`)", "non-UTF-8 text raises UnicodeDecodeError; an "
-     "invalid value's error does not name the file", "fixed: one shared YAML reader (twinsr._validation.read_yaml_config)",
+     "invalid value's error does not name the file",
+     "fixed: one shared YAML reader (twinsr._validation.read_yaml_config)",
      "test_reliability_corrupt::test_train_yaml_*"),
     ("checkpoint (`train --resume`)", "a damaged key raises a bare KeyError; flipped bits in "
-     "the weights resume silently from other weights (no checksum)", "fixed: every entry read inside the check, SHA-256 of the "
-     "contents stored and checked", "test_reliability_corrupt::test_checkpoint_*"),
+     "the weights resume silently from other weights (no checksum)",
+     "fixed: every entry read inside the check, SHA-256 of the contents stored and checked",
+     "test_reliability_corrupt::test_checkpoint_*"),
     ("database (`open_database`)", "a zero-byte array raises EOFError, a damaged npy header "
      "tokenize.TokenError; a damaged manifest key (18 of 400 flips) a bare KeyError; entry "
      "arrays carry no checksum", "fixed: manifest structure checked, every np.load error is a "
@@ -498,8 +500,8 @@ def main() -> None:
         "foreign file per reader):\n\n" + corrupt_body + "\n\n"
         "Failures found by this work, and where they stand:\n\n"
         + table(["where", "failure", "status", "guarded by"], [list(r) for r in FOUND]) + "\n\n"
-        f"Failures in this run: {kill_fail} kill/resume, {corrupt_fail} damaged-input "
-        f"(the known xfail cases). Time: {t_kill:.0f} s kill/resume, {t_all - t_kill:.0f} s "
+        f"Failures in this run: {kill_fail} kill/resume, {corrupt_fail} damaged-input. "
+        f"Time: {t_kill:.0f} s kill/resume, {t_all - t_kill:.0f} s "
         "damaged inputs.\n"
     )
     command = "python benchmarks/bench_reliability.py " + " ".join(sys.argv[1:])
