@@ -235,7 +235,10 @@ def test_cli_ome_output_and_force(tmp_path: Path) -> None:
     attrs = json.loads((tmp_path / "o.ome.zarr" / "zarr.json").read_text())["attributes"]
     ds = attrs["ome"]["multiscales"][0]["datasets"]
     assert [d["coordinateTransformations"][0]["scale"] for d in ds] == [[1.0] * 3, [2.0] * 3]
-    r = CliRunner().invoke(app, args)
+    r = CliRunner().invoke(app, args)  # the same call again: its finished output, unchanged
+    assert r.exit_code == 0, r.output
+    other = [*args[:-1], "3"]  # other settings (three levels): refused without --force
+    r = CliRunner().invoke(app, other)
     assert r.exit_code == 1 and "exists already" in r.output and "--force" in r.output
     r = CliRunner().invoke(app, [*args, "--force"])
     assert r.exit_code == 0, r.output
