@@ -326,7 +326,7 @@ def _sum_children_2d(b, out):  # pragma: no cover - compiled
 # vector kernels (float64 accumulation)
 # --------------------------------------------------------------------------------------------
 @nb.njit(parallel=True, cache=True)
-def _dot(a, b):  # pragma: no cover - compiled
+def cg_dot(a, b):  # pragma: no cover - compiled
     s = 0.0
     for i in nb.prange(a.size):
         s += np.float64(a[i]) * np.float64(b[i])
@@ -334,7 +334,7 @@ def _dot(a, b):  # pragma: no cover - compiled
 
 
 @nb.njit(parallel=True, cache=True)
-def _update_xr(x, r, p, q, alpha):  # pragma: no cover - compiled
+def cg_update_xr(x, r, p, q, alpha):  # pragma: no cover - compiled
     """x += alpha p; r -= alpha q; return ||r||^2."""
     s = 0.0
     for i in nb.prange(x.size):
@@ -346,7 +346,7 @@ def _update_xr(x, r, p, q, alpha):  # pragma: no cover - compiled
 
 
 @nb.njit(parallel=True, cache=True)
-def _update_p(p, z, beta):  # pragma: no cover - compiled
+def cg_update_p(p, z, beta):  # pragma: no cover - compiled
     for i in nb.prange(p.size):
         p[i] = z[i] + beta * p[i]
 
@@ -551,7 +551,7 @@ def _pcg(
     r[...] = 0.0
     r[n0] = np.where(deg[n0] > 0, 2.0, 0.0)
     rf, zf, pf, qf, xf = (a.reshape(-1) for a in (r, z, p, q, x))
-    bnorm = math.sqrt(_dot(rf, rf))
+    bnorm = math.sqrt(cg_dot(rf, rf))
     if bnorm == 0.0:
         x[...] = 0.0
         return 0, 0.0, True
@@ -559,14 +559,14 @@ def _pcg(
         x[...] = _direct_fine(deg, r)
         _fine_apply(deg, x, q)
         r -= q
-        res = math.sqrt(_dot(rf, rf)) / bnorm
+        res = math.sqrt(cg_dot(rf, rf)) / bnorm
         if progress is not None:
             progress(1, res)
         return 1, res, res <= tol
     hier = build_hierarchy(deg, omega=omega, dtype=dtype)
     _fine_apply(deg, x, q)
     r -= q
-    rr = _dot(rf, rf)
+    rr = cg_dot(rf, rf)
     res = math.sqrt(rr) / bnorm
     it = 0
     if progress is not None:
@@ -575,22 +575,22 @@ def _pcg(
         return 0, res, True
     hier.vcycle(r, z)
     p[...] = z
-    rz = _dot(rf, zf)
+    rz = cg_dot(rf, zf)
     while it < max_iter:
         it += 1
         pq = _fine_apply_dot(deg, p, q)
         if pq <= 0.0:
             break
         alpha = rz / pq
-        rr = _update_xr(xf, rf, pf, qf, alpha)
+        rr = cg_update_xr(xf, rf, pf, qf, alpha)
         res = math.sqrt(rr) / bnorm
         if progress is not None:
             progress(it, res)
         if res <= tol:
             break
         hier.vcycle(r, z)
-        rz_new = _dot(rf, zf)
+        rz_new = cg_dot(rf, zf)
         beta = rz_new / rz
         rz = rz_new
-        _update_p(pf, zf, beta)
+        cg_update_p(pf, zf, beta)
     return it, res, res <= tol

@@ -34,7 +34,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from twinsr.transport._multigrid import threads_for
+from twinsr.transport._multigrid import cg_dot, cg_update_p, cg_update_xr, threads_for
 
 __all__ = ["VarLevel", "build_fine_level", "face_fluxes_var", "flux_by_phase", "var_pcg"]
 
@@ -248,32 +248,6 @@ def _flux_by_phase(cz, b0, b1, x, idx, out):  # pragma: no cover - compiled
                 out[i, idx[i, j, k]] += 0.5 * (fin + fout)
 
 
-@nb.njit(parallel=True, cache=True)
-def _dot(a, b):  # pragma: no cover - compiled
-    s = 0.0
-    for i in nb.prange(a.size):
-        s += np.float64(a[i]) * np.float64(b[i])
-    return s
-
-
-@nb.njit(parallel=True, cache=True)
-def _update_xr(x, r, p, q, alpha):  # pragma: no cover - compiled
-    """x += alpha p; r -= alpha q; return ||r||^2."""
-    s = 0.0
-    for i in nb.prange(x.size):
-        x[i] += alpha * p[i]
-        ri = r[i] - alpha * q[i]
-        r[i] = ri
-        s += np.float64(ri) * np.float64(ri)
-    return s
-
-
-@nb.njit(parallel=True, cache=True)
-def _update_p(p, z, beta):  # pragma: no cover - compiled
-    for i in nb.prange(p.size):
-        p[i] = z[i] + beta * p[i]
-
-
 @dataclass
 class VarLevel:
     """One level of the hierarchy (the fine level included): face and boundary conductances."""
@@ -418,7 +392,7 @@ def _var_pcg(fine: VarLevel, x: np.ndarray, *, tol: float, max_iter: int, omega:
              dtype: type) -> tuple[int, float, bool]:
     r, z, p, q, r_old = (np.zeros(x.shape, dtype) for _ in range(5))
     r[-1] = fine.b1
-    bnorm = math.sqrt(_dot(r.reshape(-1), r.reshape(-1)))
+    bnorm = math.sqrt(cg_dot(r.reshape(-1), r.reshape(-1)))
     if bnorm == 0.0:
         x[...] = 0.0
         return 0, 0.0, True
@@ -426,7 +400,7 @@ def _var_pcg(fine: VarLevel, x: np.ndarray, *, tol: float, max_iter: int, omega:
     _apply_dot(*fine.ops, x, q, fine.pj, fine.pk)
     r -= q
     rf, zf, pf, qf, xf, rof = (a.reshape(-1) for a in (r, z, p, q, x, r_old))
-    res = math.sqrt(_dot(rf, rf)) / bnorm
+    res = math.sqrt(cg_dot(rf, rf)) / bnorm
     if progress is not None:
         progress(0, res)
     it = 0
@@ -434,7 +408,7 @@ def _var_pcg(fine: VarLevel, x: np.ndarray, *, tol: float, max_iter: int, omega:
         return 0, res, True
     hier.vcycle(r, z)
     p[...] = z
-    rz = _dot(rf, zf)
+    rz = cg_dot(rf, zf)
     while it < max_iter:
         it += 1
         pq = _apply_dot(*fine.ops, p, q, fine.pj, fine.pk)
@@ -442,17 +416,17 @@ def _var_pcg(fine: VarLevel, x: np.ndarray, *, tol: float, max_iter: int, omega:
             break
         alpha = rz / pq
         r_old[...] = r
-        rr = _update_xr(xf, rf, pf, qf, alpha)
+        rr = cg_update_xr(xf, rf, pf, qf, alpha)
         res = math.sqrt(rr) / bnorm
         if progress is not None:
             progress(it, res)
         if res <= tol:
             break
         hier.vcycle(r, z)
-        rz_new = _dot(rf, zf)
-        beta = (rz_new - _dot(rof, zf)) / rz  # Polak-Ribière: robust to a slightly asymmetric M
+        rz_new = cg_dot(rf, zf)
+        beta = (rz_new - cg_dot(rof, zf)) / rz  # Polak-Ribière: robust to a slightly asymmetric M
         rz = rz_new
-        _update_p(pf, zf, max(beta, 0.0))
+        cg_update_p(pf, zf, max(beta, 0.0))
     return it, res, res <= tol
 
 
