@@ -40,7 +40,7 @@ from twinsr._atomic import atomic_write_text
 from twinsr._validation import check_memory, check_shape
 from twinsr.exceptions import ConfigError
 from twinsr.stochastic._grain_kernels import paint_capsules
-from twinsr.stochastic.grains import GRAIN_PHASES, bounded_float
+from twinsr.stochastic.grains import GRAIN_PHASES, bounded_float, check_parameter_header
 
 __all__ = ["FibreModel"]
 
@@ -208,27 +208,12 @@ class FibreModel:
             Not a mapping, another model's file, unknown or missing keys, wrong units, a newer
             format version, or invalid values.
         """
-        if not isinstance(d, dict):
-            raise ConfigError(f"model parameters must be a JSON object, got {type(d).__name__}")
-        if d.get("format") != _FORMAT or d.get("model", cls.family) != cls.family:
-            raise ConfigError(f"not a twinsr fibre model (format={d.get('format')!r}, "
-                              f"model={d.get('model')!r}); expected format {_FORMAT!r}")
         known = {"format", "format_version", "model", "volume_fraction", "radius", "length",
                  "length_unit", "radius_cv", "orientation", "fibre_phase", "voxel_size",
                  "voxel_size_unit", "twinsr_version", "calibration"}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown key(s) in fibre model parameters: {unknown}; allowed: "
-                              f"{sorted(known)}")
-        version = d.get("format_version", _FORMAT_VERSION)
-        if isinstance(version, bool) or not isinstance(version, int):
-            raise ConfigError(f"`format_version` must be an integer, got {version!r}")
-        if version > _FORMAT_VERSION:
-            raise ConfigError(f"fibre model format_version {version} is newer than this twinsr "
-                              f"supports ({_FORMAT_VERSION}); upgrade twinsr")
-        for key, unit in (("length_unit", "voxel"), ("voxel_size_unit", "um")):
-            if key in d and d[key] != unit:
-                raise ConfigError(f"`{key}` must be {unit!r}, got {d[key]!r}; convert the value")
+        check_parameter_header(d, fmt=_FORMAT, family=cls.family, label="fibre",
+                               version=_FORMAT_VERSION, known=known,
+                               units=(("length_unit", "voxel"), ("voxel_size_unit", "um")))
         missing = [k for k in ("volume_fraction", "radius", "length") if k not in d]
         if missing:
             raise ConfigError(f"fibre model parameters lack required key(s) {missing}")

@@ -78,6 +78,36 @@ _MAX_SWEEPS = 2000
 _BYTES_PER_GRAIN = 200
 
 
+def check_parameter_header(d: object, *, fmt: str, family: str, label: str, version: int,
+                           known: set[str], units: tuple[tuple[str, str], ...]) -> None:
+    """The checks every twin-model parameter file shares: a mapping of this ``fmt`` and
+    ``family``, only ``known`` keys, a supported ``format_version``, the expected ``units``.
+
+    Raises
+    ------
+    ConfigError
+        Naming the first problem found.
+    """
+    if not isinstance(d, dict):
+        raise ConfigError(f"model parameters must be a JSON object, got {type(d).__name__}")
+    if d.get("format") != fmt or d.get("model", family) != family:
+        raise ConfigError(f"not a twinsr {label} model (format={d.get('format')!r}, "
+                          f"model={d.get('model')!r}); expected format {fmt!r}")
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ConfigError(f"unknown key(s) in {label} model parameters: {unknown}; allowed: "
+                          f"{sorted(known)}")
+    v = d.get("format_version", version)
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ConfigError(f"`format_version` must be an integer, got {v!r}")
+    if v > version:
+        raise ConfigError(f"{label} model format_version {v} is newer than this twinsr "
+                          f"supports ({version}); upgrade twinsr")
+    for key, unit in units:
+        if key in d and d[key] != unit:
+            raise ConfigError(f"`{key}` must be {unit!r}, got {d[key]!r}; convert the value")
+
+
 @dataclass(frozen=True)
 class PackingInfo:
     """What the relaxation of one realization did (returned by :meth:`GrainModel.sample_with_info`).
@@ -362,27 +392,12 @@ class GrainModel:
             Not a mapping, another model's file, unknown or missing keys, wrong units, a newer
             format version, or invalid values.
         """
-        if not isinstance(d, dict):
-            raise ConfigError(f"model parameters must be a JSON object, got {type(d).__name__}")
-        if d.get("format") != _FORMAT or d.get("model", cls.family) != cls.family:
-            raise ConfigError(f"not a twinsr grain model (format={d.get('format')!r}, "
-                              f"model={d.get('model')!r}); expected format {_FORMAT!r}")
         known = {"format", "format_version", "model", "grain_fraction", "radius", "radius_unit",
                  "radius_cv", "overlap", "neck", "neck_range", "neck_anisotropy", "aspect", "axis",
                  "grain_phase", "voxel_size", "voxel_size_unit", "twinsr_version", "calibration"}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown key(s) in grain model parameters: {unknown}; allowed: "
-                              f"{sorted(known)}")
-        version = d.get("format_version", _FORMAT_VERSION)
-        if isinstance(version, bool) or not isinstance(version, int):
-            raise ConfigError(f"`format_version` must be an integer, got {version!r}")
-        if version > _FORMAT_VERSION:
-            raise ConfigError(f"grain model format_version {version} is newer than this twinsr "
-                              f"supports ({_FORMAT_VERSION}); upgrade twinsr")
-        for key, unit in (("radius_unit", "voxel"), ("voxel_size_unit", "um")):
-            if key in d and d[key] != unit:
-                raise ConfigError(f"`{key}` must be {unit!r}, got {d[key]!r}; convert the value")
+        check_parameter_header(d, fmt=_FORMAT, family=cls.family, label="grain",
+                               version=_FORMAT_VERSION, known=known,
+                               units=(("radius_unit", "voxel"), ("voxel_size_unit", "um")))
         missing = [k for k in ("grain_fraction", "radius") if k not in d]
         if missing:
             raise ConfigError(f"grain model parameters lack required key(s) {missing}")
