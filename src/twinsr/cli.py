@@ -504,6 +504,9 @@ def train(
                                        "(DistributedDataParallel over loopback; at most the "
                                        "CPU cores or GPUs). For several machines use "
                                        "`torchrun ... --no-python twinsr train ...`.")] = 1,
+    tensorboard: Annotated[bool, typer.Option(
+        "--tensorboard", help="Also log the losses to TensorBoard in OUT/tensorboard (needs "
+                              "the tensorboard package; recorded in run.json).")] = False,
 ) -> None:
     """Train a super-resolution network (+ threshold) on a database; resumable.
 
@@ -524,6 +527,8 @@ def train(
         over["objective"] = _parse_weights(objective, "--objective")
     if precision is not None:
         over["precision"] = precision
+    if tensorboard:
+        over["tensorboard"] = True
     if over:
         cfg = TrainConfig.from_dict({**cfg.model_dump(), **over})
     total = cfg.epochs * cfg.steps_per_epoch
@@ -705,6 +710,9 @@ def study(
         "--force", help="Use a folder holding a different study (its outputs are deleted).")] = False,
     device: Annotated[str | None, typer.Option(
         "--device", help="auto, cpu or cuda[:N] (overrides the config).")] = None,
+    tensorboard: Annotated[bool, typer.Option(
+        "--tensorboard", help="Afterwards write every network's loss curves to OUT/tensorboard "
+                              "(open with `tensorboard --logdir OUT/tensorboard`).")] = False,
 ) -> None:
     """Run the paper's experiment: calibrate, twins, train, evaluate, figures, report."""
     import time
@@ -714,6 +722,10 @@ def study(
 
     if (preset is None) == (config is None):
         raise ConfigError("give exactly one of --preset NAME or --config FILE.yaml")
+    if tensorboard:
+        from twinsr.sr.tracking import require_tensorboard
+
+        require_tensorboard()  # before hours of work, not after
     cfg = StudyConfig.preset(preset) if preset is not None else StudyConfig.from_yaml(config)
     if device is not None:
         cfg = StudyConfig.from_dict({**cfg.model_dump(), "device": device})
@@ -728,6 +740,11 @@ def study(
     typer.echo(f"figures: {len(res.figures)} files in {res.out_dir / 'figures'}")
     if res.skipped:
         typer.echo(f"skipped: {len(res.skipped)} evaluation(s), see {res.out_dir / 'skipped.json'}")
+    if tensorboard:
+        from twinsr.sr.tracking import export_tensorboard
+
+        typer.echo(f"tensorboard: {export_tensorboard(res.out_dir)} "
+                   f"(tensorboard --logdir {res.out_dir / 'tensorboard'})")
 
 
 @app.command()
