@@ -841,6 +841,41 @@ def models(
     Console(width=160).print(table)
 
 
+# -- viewer (twinsr.viewer, napari) -------------------------------------------------------------
+@app.command()
+@handle_errors
+def view(
+    files: Annotated[list[str] | None, typer.Argument(
+        help="Volume files (.tif .npy .npz .raw .zarr .h5) or builtin:NAME.")] = None,
+    lr: Annotated[str | None, typer.Option("--lr", help="Comparison: the LR input.")] = None,
+    sr: Annotated[str | None, typer.Option("--sr", help="Comparison: the SR output.")] = None,
+    hr: Annotated[str | None, typer.Option(
+        "--hr", help="Comparison: the HR ground truth (adds the error overlay: wrong solid "
+                     "magenta, wrong pore blue).")] = None,
+    uncertainty: Annotated[str | None, typer.Option(
+        "--uncertainty", help="Comparison: uncertainty map on the SR grid "
+                              "(superresolve --uncertainty-out).")] = None,
+    diffusion: Annotated[str | None, typer.Option(
+        "--diffusion", help="Comparison: diffusion channels on the LR grid (twinsr diffusion).")
+    ] = None,
+    three_d: Annotated[bool, typer.Option("--3d", help="Start in 3-D rendering.")] = False,
+    screenshot: Annotated[str | None, typer.Option(
+        "--screenshot", help="Save a PNG of the canvas and exit instead of opening a window "
+                             "(needs OpenGL: a display or Xvfb).")] = None,
+) -> None:
+    """Open volumes in napari with their voxel size, and an LR / SR / HR comparison.
+
+    Needs the viewer extra (pip install "twinsr[viewer]"). Every file is read and every shape
+    checked before napari starts.
+    """
+    from twinsr.viewer import view as view_fn
+
+    out = view_fn(files or [], lr=lr, sr=sr, hr=hr, uncertainty=uncertainty,
+                  diffusion=diffusion, ndisplay=3 if three_d else 2, screenshot=screenshot)
+    if out is not None:
+        typer.echo(f"wrote {out}")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
