@@ -32,8 +32,9 @@ from twinsr.viewer import (
 )
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-# npe2 (napari's plugin engine) still uses pydantic-1 style fields
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:npe2")
+# napari's plugin engine and app model still use pydantic-1 style fields and encoders
+pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning:npe2"),
+              pytest.mark.filterwarnings("ignore:`json_encoders` is deprecated:DeprecationWarning")]
 needs_napari = pytest.mark.skipif(not napari_available(), reason="napari is not installed "
                                   '(pip install ".[viewer]")')
 MANIFEST = Path(__file__).parents[1] / "src" / "twinsr" / "viewer" / "napari.yaml"
@@ -77,8 +78,11 @@ def test_volume_layers_by_content() -> None:
     assert [pore[1]["name"], solid[1]["name"]] == ["d pore", "d solid"]
     assert [pore[1]["colormap"], solid[1]["colormap"]] == ["cyan", "yellow"]
     assert np.array_equal(solid[0], diffu[1])
-    (_, kw, _), = volume_layers(diffu[0] * 0.3, name="u", metadata={"tta": 8})
-    assert kw["colormap"] == "inferno"
+    content = {"tta": 8, "content": "std of the solid probability across the transforms"}
+    (_, kw, _), = volume_layers(diffu[0] * 0.3, name="u.tif", metadata=content)
+    assert kw["colormap"] == "inferno"  # as `superresolve --uncertainty-out` writes it
+    (_, kw, _), = volume_layers(diffu[0] * 0.3, name="sr.tif", metadata={"tta": 8})
+    assert kw["colormap"] == "gray" and kw["contrast_limits"] == (0.0, 1.0)  # probabilities
     with pytest.raises(VolumeError, match="3-D"):
         volume_layers(np.zeros((4, 4)), name="x")
 

@@ -36,7 +36,7 @@ def main() -> None:
                  "lr": write_volume(t / "lr.tif", lr, voxel_size=0.8),
                  "sr": write_volume(t / "sr.tif", sr, voxel_size=0.4),
                  "uncertainty": write_volume(t / "u.tif", std, voxel_size=0.4,
-                                             metadata={"tta": 8}),
+                                             metadata={"tta": 8, "content": "std"}),
                  "diffusion": write_volume(t / "d.tif", twinsr.diffusion_channels(lr, axis=0),
                                            voxel_size=0.8, metadata={"channels": ["pore",
                                                                                   "solid"]})}

@@ -133,7 +133,8 @@ def _is_binary(im: np.ndarray) -> bool:
 
 def _float_layer(im: np.ndarray, kw: dict[str, Any]) -> LayerData:
     lo, hi = (float(np.nanmin(im)), float(np.nanmax(im))) if im.size else (0.0, 1.0)
-    uncertain = any(w in kw["name"].lower() for w in _UNCERTAINTY_WORDS) or "tta" in kw["metadata"]
+    content = str(kw["metadata"].get("content", "")).lower()  # superresolve's uncertainty map
+    uncertain = any(w in kw["name"].lower() or w in content for w in _UNCERTAINTY_WORDS)
     if uncertain:
         kw.update(colormap="inferno", blending="additive", contrast_limits=(0.0, max(hi, 1e-6)))
     elif 0.0 <= lo and hi <= 1.0:
