@@ -32,7 +32,7 @@ test: $(STAMP) $(EXTRAS_STAMP)
 
 # the documentation site (examples executed, zero warnings) -> site/
 docs: $(EXTRAS_STAMP)
-	$(BIN)/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 test-viewer: $(EXTRAS_STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q tests/test_viewer.py
