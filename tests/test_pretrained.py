@@ -151,9 +151,9 @@ def test_builtin_model_refuses_inputs_that_do_not_fit(tmp_path):
         load_model("builtin:nmc_bin_a2", alpha=4)
     with pytest.raises(BundleError, match="expects inputs='bin', not 'diffu'"):
         load_model("builtin:nmc_bin_a2", inputs="diffu")
-    with pytest.raises(VolumeError, match="3 channels .* the model takes 1"):
+    with pytest.raises(VolumeError, match=r"3 channels .* the model takes 1"):
         superresolve(np.stack([lr, lr, lr]).astype(np.float32), "builtin:nmc_bin_a2")
-    with pytest.raises(VolumeError, match="2 channels .* the model takes 3"):
+    with pytest.raises(VolumeError, match=r"2 channels .* the model takes 3"):
         superresolve(np.stack([lr, lr]).astype(np.float32), "builtin:nmc_diffu_a4")
     with pytest.raises(ConfigError, match=r"solved along axis 0 .* axis=1 was requested"):
         superresolve(lr, "builtin:nmc_diffu_a2", axis=1)
