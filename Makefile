@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 TORCH  ?= torch==2.13.0
 OUT    ?= demo-study
 
-.PHONY: demo test venv bench lint study clean
+.PHONY: demo test venv bench lint study clean docs test-viewer
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,11 +18,24 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# what the tests cover beyond the core: the docs build, the napari viewer, TensorBoard export
+EXTRAS_STAMP := $(VENV)/.extras-stamp
+$(EXTRAS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[dev,docs,viewer,tensorboard]"
+	touch $(EXTRAS_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/twinsr study --preset demo -o $(OUT)
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow and not gpu"
+test: $(STAMP) $(EXTRAS_STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m "not slow and not gpu"
+
+# the documentation site (examples executed, zero warnings) -> site/
+docs: $(EXTRAS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+test-viewer: $(EXTRAS_STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q tests/test_viewer.py
 
 study: $(STAMP)
 	$(BIN)/twinsr study --preset quick -o quick-study
@@ -37,4 +50,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build site *.egg-info src/*.egg-info .pytest_cache

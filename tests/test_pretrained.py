@@ -138,3 +138,29 @@ def test_card_measured_metrics_reproduced(name):
     assert ev.sr.accuracy == pytest.approx(want.sr.accuracy, abs=1e-3)
     assert ev.sr.surface_accuracy == pytest.approx(want.sr.surface_accuracy, abs=3e-3)
     assert ev.triquadratic.accuracy == pytest.approx(want.triquadratic.accuracy, abs=1e-9)
+
+
+def test_builtin_model_refuses_inputs_that_do_not_fit(tmp_path):
+    from twinsr.cli import app
+    from twinsr.exceptions import ConfigError, VolumeError
+    from twinsr.io import write_volume
+    from twinsr.sr import superresolve
+
+    lr = (np.random.default_rng(0).random((8, 8, 8)) < 0.5).astype(np.uint8)
+    with pytest.raises(BundleError, match="alpha=2, not alpha=4"):
+        load_model("builtin:nmc_bin_a2", alpha=4)
+    with pytest.raises(BundleError, match="expects inputs='bin', not 'diffu'"):
+        load_model("builtin:nmc_bin_a2", inputs="diffu")
+    with pytest.raises(VolumeError, match=r"3 channels .* the model takes 1"):
+        superresolve(np.stack([lr, lr, lr]).astype(np.float32), "builtin:nmc_bin_a2")
+    with pytest.raises(VolumeError, match=r"2 channels .* the model takes 3"):
+        superresolve(np.stack([lr, lr]).astype(np.float32), "builtin:nmc_diffu_a4")
+    with pytest.raises(ConfigError, match=r"solved along axis 0 .* axis=1 was requested"):
+        superresolve(lr, "builtin:nmc_diffu_a2", axis=1)
+    with pytest.raises(VolumeError, match="must be binary"):
+        superresolve(lr * 0.5 + 0.2, "builtin:nmc_bin_a8")
+    src = write_volume(tmp_path / "lr.npy", lr)
+    r = CliRunner().invoke(app, ["superresolve", str(src), "--model", "builtin:nmc_diffu_a2",
+                                 "--axis", "2", "-o", str(tmp_path / "o.tif")])
+    assert r.exit_code == 1 and "solved along axis 0" in r.output
+    assert not (tmp_path / "o.tif").exists()

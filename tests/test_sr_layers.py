@@ -46,7 +46,7 @@ def test_core_modules_never_import_physics() -> None:
 
 def test_modules_import_only_earlier_layers() -> None:
     """The order documented in twinsr/sr/__init__.py."""
-    order = ["targets", "symmetry", "cards", "network", "runtime", "tta", "threshold", "data",
+    order = ["targets", "symmetry", "cards", "tracking", "network", "runtime", "tta", "threshold", "data",
              "objectives", "config", "database", "finetune", "bundle", "engine", "infer", "train",
              "pretrained", "physics"]
     graph = _sr_graph()

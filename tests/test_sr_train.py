@@ -257,27 +257,41 @@ def test_global_torch_rng_left_alone_by_resumed_training(db: Database, tmp_path:
     assert torch.equal(torch.get_rng_state(), before)
 
 
-def test_tensorboard_off_only_when_not_installed(db: Database, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch,
-                                                 caplog: pytest.LogCaptureFixture) -> None:
-    import logging
+def test_tensorboard_is_opt_in_and_recorded(db: Database, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
     import types
 
     cfg = _cfg(epochs=1, steps_per_epoch=1)
+    calls: list[dict[str, Any]] = []
+    fake = types.ModuleType("torch.utils.tensorboard")
+
+    class Writer:
+        def __init__(self, **kw: Any) -> None:
+            calls.append(kw)
+
+        def add_scalar(self, *a: Any, **kw: Any) -> None:
+            calls.append({"scalar": a[0]})
+
+        def close(self) -> None:
+            pass
+
+    fake.SummaryWriter = Writer  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", fake)
+    train(db, alpha=2, out_dir=tmp_path / "off", config=cfg, device="cpu")
+    assert calls == []  # installed but not asked for: nothing logged
+    assert json.loads((tmp_path / "off" / "run.json").read_text())["tensorboard"] is None
+    train(db, alpha=2, out_dir=tmp_path / "on", config=_cfg(epochs=1, steps_per_epoch=1,
+                                                            tensorboard=True), device="cpu")
+    assert calls[0]["log_dir"] == str(tmp_path / "on" / "tensorboard")
+    assert {c.get("scalar") for c in calls[1:]} == {"loss/train", "loss/val"}
+    assert json.loads((tmp_path / "on" / "run.json").read_text())["tensorboard"] == "tensorboard"
+    # asked for but not installed: refused before any work
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import -> ImportError
-    with caplog.at_level(logging.INFO, logger="twinsr.sr.train"):
-        train(db, alpha=2, out_dir=tmp_path / "a", config=cfg, device="cpu")
-    assert "TensorBoard logging is off" in caplog.text
-    broken = types.ModuleType("torch.utils.tensorboard")
-
-    def writer(**kw: Any) -> None:
-        raise RuntimeError("log_dir is not writable")
-
-    broken.SummaryWriter = writer  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", broken)
-    with pytest.raises(RuntimeError, match="log_dir is not writable"):  # not swallowed
-        train(db, alpha=2, out_dir=tmp_path / "b", config=cfg, device="cpu")
+    with pytest.raises(ConfigError, match="tensorboard package is not installed"):
+        train(db, alpha=2, out_dir=tmp_path / "missing", config=_cfg(tensorboard=True),
+              device="cpu")
+    assert not (tmp_path / "missing").exists()
 
 
 def test_bundle_spec_of_trained_models(db: Database, tmp_path: Path) -> None:

@@ -504,6 +504,9 @@ def train(
                                        "(DistributedDataParallel over loopback; at most the "
                                        "CPU cores or GPUs). For several machines use "
                                        "`torchrun ... --no-python twinsr train ...`.")] = 1,
+    tensorboard: Annotated[bool, typer.Option(
+        "--tensorboard", help="Also log the losses to TensorBoard in OUT/tensorboard (needs "
+                              "the tensorboard package; recorded in run.json).")] = False,
 ) -> None:
     """Train a super-resolution network (+ threshold) on a database; resumable.
 
@@ -524,6 +527,8 @@ def train(
         over["objective"] = _parse_weights(objective, "--objective")
     if precision is not None:
         over["precision"] = precision
+    if tensorboard:
+        over["tensorboard"] = True
     if over:
         cfg = TrainConfig.from_dict({**cfg.model_dump(), **over})
     total = cfg.epochs * cfg.steps_per_epoch
@@ -705,6 +710,9 @@ def study(
         "--force", help="Use a folder holding a different study (its outputs are deleted).")] = False,
     device: Annotated[str | None, typer.Option(
         "--device", help="auto, cpu or cuda[:N] (overrides the config).")] = None,
+    tensorboard: Annotated[bool, typer.Option(
+        "--tensorboard", help="Afterwards write every network's loss curves to OUT/tensorboard "
+                              "(open with `tensorboard --logdir OUT/tensorboard`).")] = False,
 ) -> None:
     """Run the paper's experiment: calibrate, twins, train, evaluate, figures, report."""
     import time
@@ -714,6 +722,10 @@ def study(
 
     if (preset is None) == (config is None):
         raise ConfigError("give exactly one of --preset NAME or --config FILE.yaml")
+    if tensorboard:
+        from twinsr.sr.tracking import require_tensorboard
+
+        require_tensorboard()  # before hours of work, not after
     cfg = StudyConfig.preset(preset) if preset is not None else StudyConfig.from_yaml(config)
     if device is not None:
         cfg = StudyConfig.from_dict({**cfg.model_dump(), "device": device})
@@ -728,6 +740,11 @@ def study(
     typer.echo(f"figures: {len(res.figures)} files in {res.out_dir / 'figures'}")
     if res.skipped:
         typer.echo(f"skipped: {len(res.skipped)} evaluation(s), see {res.out_dir / 'skipped.json'}")
+    if tensorboard:
+        from twinsr.sr.tracking import export_tensorboard
+
+        typer.echo(f"tensorboard: {export_tensorboard(res.out_dir)} "
+                   f"(tensorboard --logdir {res.out_dir / 'tensorboard'})")
 
 
 @app.command()
@@ -822,6 +839,41 @@ def models(
                       "-" if r["transport_axis"] is None else str(r["transport_axis"]),
                       f"{r['threshold']:.3f}", f"{r['size_bytes'] / 1e6:.2f} MB", summary)
     Console(width=160).print(table)
+
+
+# -- viewer (twinsr.viewer, napari) -------------------------------------------------------------
+@app.command()
+@handle_errors
+def view(
+    files: Annotated[list[str] | None, typer.Argument(
+        help="Volume files (.tif .npy .npz .raw .zarr .h5) or builtin:NAME.")] = None,
+    lr: Annotated[str | None, typer.Option("--lr", help="Comparison: the LR input.")] = None,
+    sr: Annotated[str | None, typer.Option("--sr", help="Comparison: the SR output.")] = None,
+    hr: Annotated[str | None, typer.Option(
+        "--hr", help="Comparison: the HR ground truth (adds the error overlay: wrong solid "
+                     "magenta, wrong pore blue).")] = None,
+    uncertainty: Annotated[str | None, typer.Option(
+        "--uncertainty", help="Comparison: uncertainty map on the SR grid "
+                              "(superresolve --uncertainty-out).")] = None,
+    diffusion: Annotated[str | None, typer.Option(
+        "--diffusion", help="Comparison: diffusion channels on the LR grid (twinsr diffusion).")
+    ] = None,
+    three_d: Annotated[bool, typer.Option("--3d", help="Start in 3-D rendering.")] = False,
+    screenshot: Annotated[str | None, typer.Option(
+        "--screenshot", help="Save a PNG of the canvas and exit instead of opening a window "
+                             "(needs OpenGL: a display or Xvfb).")] = None,
+) -> None:
+    """Open volumes in napari with their voxel size, and an LR / SR / HR comparison.
+
+    Needs the viewer extra (pip install "twinsr[viewer]"). Every file is read and every shape
+    checked before napari starts.
+    """
+    from twinsr.viewer import view as view_fn
+
+    out = view_fn(files or [], lr=lr, sr=sr, hr=hr, uncertainty=uncertainty,
+                  diffusion=diffusion, ndisplay=3 if three_d else 2, screenshot=screenshot)
+    if out is not None:
+        typer.echo(f"wrote {out}")
 
 
 def main() -> None:

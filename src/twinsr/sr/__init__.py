@@ -9,7 +9,8 @@ target kinds and objective terms) and ``symmetry`` (the cube group) are leaves; 
 ``threshold``; ``data`` (crop sampling, flux magnitude); ``objectives`` (losses: BCE,
 flux-weighted BCE, connectivity, volume fraction; registers them and the target kind
 ``"morph"``); ``config``, ``database``, ``finetune`` (real crops of a measured image),
-``bundle`` (weights + :class:`ModelSpec`; ``cards``, the model-card schema, is a leaf);
+``bundle`` (weights + :class:`ModelSpec`; ``cards``, the model-card schema, and ``tracking``
+(TensorBoard) are leaves);
 ``engine`` (tiled inference); ``infer``; ``train``; ``pretrained`` (the shipped bundles).
 ``physics`` (the HR-solution outputs: :class:`SolutionCropSampler`, :func:`combined_loss`, the
 target kind ``"morph+diffu"``, :func:`solution_error`) builds on them and none of them imports

@@ -190,6 +190,8 @@ def models_dir() -> Path:
 def pretrained_names(root: str | os.PathLike[str] | None = None) -> list[str]:
     """Names of the pretrained models (one per card), sorted.
 
+    Examples
+    --------
     >>> pretrained_names()[:2]
     ['nmc_bin_a2', 'nmc_bin_a4']
     """
@@ -202,6 +204,8 @@ def pretrained_names(root: str | os.PathLike[str] | None = None) -> list[str]:
 def builtin_name(model: object) -> str | None:
     """``NAME`` of a ``"builtin:NAME"`` string, else None.
 
+    Examples
+    --------
     >>> builtin_name("builtin:nmc_bin_a2"), builtin_name("run/model.pt")
     ('nmc_bin_a2', None)
     """

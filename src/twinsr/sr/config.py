@@ -98,6 +98,10 @@ class TrainConfig(BaseModel):
         ``torch.compile`` the training forward (falls back to eager, with a log message, where
         compilation is unavailable or fails); off by default: on 2-core CPUs its tens of
         seconds of compilation did not pay off within a quick run.
+    tensorboard
+        Also log the losses to TensorBoard under ``RUN/tensorboard`` (opt-in; needs the
+        ``tensorboard`` package, refused when missing; :mod:`twinsr.sr.tracking`). Not part of
+        a checkpoint's identity: a run may be resumed with it switched.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -134,6 +138,7 @@ class TrainConfig(BaseModel):
     prefetch: int | None = Field(None, ge=0, le=64)
     compile: bool = False
     finetune_fraction: float = Field(0.5, gt=0, le=1)
+    tensorboard: bool = False
 
     @field_validator("objective", mode="before")
     @classmethod

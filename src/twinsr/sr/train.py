@@ -43,7 +43,9 @@ Run folder::
     RUN/checkpoint.pt    last epoch (atomic)
     RUN/history.csv      epoch, train_loss, val_loss, seconds, best
     RUN/model.pt         bundle with the best weights, μ* and the model spec (twinsr.sr.bundle)
-    RUN/run.json         alpha, inputs, database, seed, device, versions, git hash, result
+    RUN/run.json         alpha, inputs, database, seed, device, versions, git hash, result,
+                         "tensorboard": the log folder or null
+    RUN/tensorboard/     loss/train, loss/val per epoch (only with ``config.tensorboard``)
 """
 
 from __future__ import annotations
@@ -98,6 +100,7 @@ from twinsr.sr.network import SRResNet3d
 from twinsr.sr.objectives import Objective, make_objective, needs_flux
 from twinsr.sr.targets import TargetKind, target_kind
 from twinsr.sr.threshold import PorosityErrorAccumulator
+from twinsr.sr.tracking import LOG_DIR, require_tensorboard, tensorboard_writer
 
 __all__ = [
     "PRESETS",
@@ -382,7 +385,7 @@ def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
 # value, so that checkpoints written before them still resume
 _LATER_FIELDS = ("targets", "solution_weight", "objective", "flux_mix", "skeleton_iterations",
                  "skeleton_smooth", "precision", "channels_last", "compile", "finetune_fraction")
-_NOT_IDENTITY = ("prefetch",)  # changes nothing but speed
+_NOT_IDENTITY = ("prefetch", "tensorboard")  # change nothing but speed / logging
 
 
 def _identity(alpha: int, inputs: str, cfg: TrainConfig, axis: int | None) -> dict[str, Any]:
@@ -771,22 +774,11 @@ def _prepare_model(run: _Run) -> list[Any]:
 
 
 @contextlib.contextmanager
-def _tensorboard(out: Path, enabled: bool = True) -> Iterator[Any]:
-    """A SummaryWriter under ``out/tensorboard``, or None when TensorBoard is not installed."""
-    if not enabled:
-        yield None
-        return
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        log.info("TensorBoard logging is off (the tensorboard package is not installed)")
-        yield None
-        return
-    writer = SummaryWriter(log_dir=str(out / "tensorboard"))
-    try:
+def _tensorboard(run: _Run) -> Iterator[Any]:
+    """A SummaryWriter under ``RUN/tensorboard`` when ``config.tensorboard`` (rank 0), else None."""
+    with tensorboard_writer(run.out / LOG_DIR if run.cfg.tensorboard and run.dist.main
+                            else None) as writer:
         yield writer
-    finally:
-        writer.close()
 
 
 def available_workers(device: str = "cpu") -> int:
@@ -865,7 +857,7 @@ def _run_epochs(run: _Run, state: TrainState, progress: ProgressFn | None, t0: f
 def _epochs(run: _Run, state: TrainState, progress: ProgressFn | None, t0: float) -> None:
     """The epoch loop of :func:`_run_epochs`."""
     cfg = run.cfg
-    with _tensorboard(run.out, run.dist.main) as writer, _training_context(run, state):
+    with _tensorboard(run) as writer, _training_context(run, state):
         run.net.train()
         while not state.finished and not state.stopped(cfg.patience) and state.epoch < cfg.epochs:
             state.epoch += 1
@@ -937,7 +929,8 @@ def _run_metadata(run: _Run, state: TrainState) -> dict[str, Any]:
             "epochs_run": len(state.history), "stopped_early": state.stopped(cfg.patience),
             "transferred": state.transferred,
             "versions": package_versions(("twinsr", "torch", "numpy")), "git": git_hash(),
-            "device": run.dev, "precision": run.precision, "world_size": run.dist.world}
+            "device": run.dev, "precision": run.precision, "world_size": run.dist.world,
+            "tensorboard": LOG_DIR if cfg.tensorboard else None}
     if spec.transport_axis is not None:
         meta["transport_axis"] = spec.transport_axis
     return meta
@@ -1111,6 +1104,8 @@ def train(
     bytes, half of it in bfloat16) plus the validation crops (uint8 HR) and one validation
     image's probabilities; ``prefetch`` batches of crops more.
     """
+    if config is not None and config.tensorboard:
+        require_tensorboard()  # asked for and missing: refuse before any work
     with _distributed(device) as (dist, dev):
         ft = None
         if finetune_on is not None:
